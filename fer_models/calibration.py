@@ -1,0 +1,376 @@
+"""Temperature scaling and reliability metrics, defined once (DESIGN.md §5).
+
+Training fits calibration with these functions and the app applies it with the
+same ones, so a temperature chosen offline means exactly the same thing live.
+The earlier scripts computed ECE three different ways; this is the only copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from fer_models.classes import check_same_classes, read_json, write_json
+from fer_models.errors import ArtifactError
+
+N_BINS = 15
+SELECTION_RULE = "lexicographic: nll within 1e-3 of min, then ece within 1e-3 of min, then max macro_f1, then closest to T=1"
+DEFAULT_GRID: tuple[float, ...] = tuple(float(t) for t in np.round(np.concatenate([
+    np.arange(0.25, 1.0, 0.05), np.arange(1.0, 3.0, 0.05), np.arange(3.0, 10.0001, 0.25)]), 4))
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def _check_probs_labels(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64)
+    if p.ndim != 2 or y.ndim != 1 or len(p) != len(y):
+        raise ValueError(f"expected probs (N, K) and labels (N,), got {p.shape} and {y.shape}")
+    if len(y) and (y.min() < 0 or y.max() >= p.shape[1]):
+        raise ValueError(f"labels must lie in [0, {p.shape[1] - 1}]")
+    return p, y
+
+
+def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray, eps: float = 1e-12) -> float:
+    """Mean negative log-likelihood of the true class."""
+    p, y = _check_probs_labels(probs, labels)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], eps, 1.0))))
+
+
+def nll_from_logits(logits: np.ndarray, labels: np.ndarray) -> float:
+    """NLL computed in log space (exact even for very confident logits)."""
+    y = np.asarray(labels).astype(np.int64)
+    lp = log_softmax(logits)
+    return float(-np.mean(lp[np.arange(len(y)), y]))
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS) -> float:
+    """ECE with ``n_bins`` equal-width bins of top-1 confidence, weighted |accuracy - confidence|.
+
+    Bin b holds confidences in (b/n, (b+1)/n]; a confidence of exactly 0 goes to the first bin.
+    """
+    p, y = _check_probs_labels(probs, labels)
+    if len(y) == 0:
+        return 0.0
+    conf = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
+    bins = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        mask = bins == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(ece)
+
+
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS) -> list[dict[str, float]]:
+    """Per-bin count, accuracy and mean confidence, for reliability diagrams."""
+    p, y = _check_probs_labels(probs, labels)
+    conf = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
+    bins = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    out = []
+    for b in range(n_bins):
+        mask = bins == b
+        n = int(mask.sum())
+        out.append({
+            "lower": b / n_bins,
+            "upper": (b + 1) / n_bins,
+            "count": n,
+            "accuracy": float(correct[mask].mean()) if n else None,
+            "confidence": float(conf[mask].mean()) if n else None,
+        })
+    return out
+
+
+def brier_score(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over samples of the squared error summed over classes."""
+    p, y = _check_probs_labels(probs, labels)
+    onehot = np.zeros_like(p)
+    onehot[np.arange(len(y)), y] = 1.0
+    return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
+
+
+def macro_f1(pred: np.ndarray, labels: np.ndarray, n_classes: int | None = None) -> float:
+    """Macro-F1 over the classes present in the labels or the predictions (scikit-learn's default)."""
+    pred = np.asarray(pred).astype(np.int64)
+    y = np.asarray(labels).astype(np.int64)
+    present = np.union1d(np.unique(y), np.unique(pred))
+    if len(present) == 0:
+        return 0.0
+    f1s = []
+    for c in present:
+        tp = np.sum((pred == c) & (y == c))
+        fp = np.sum((pred == c) & (y != c))
+        fn = np.sum((pred != c) & (y == c))
+        denom = 2 * tp + fp + fn
+        f1s.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(f1s))
+
+
+def per_class_f1(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float]:
+    """F1 of every class index 0..n_classes-1 (0 where a class is absent from both)."""
+    pred = np.asarray(pred).astype(np.int64)
+    y = np.asarray(labels).astype(np.int64)
+    out = []
+    for c in range(n_classes):
+        tp = np.sum((pred == c) & (y == c))
+        denom = 2 * tp + np.sum((pred == c) & (y != c)) + np.sum((pred != c) & (y == c))
+        out.append(float(2 * tp / denom) if denom else 0.0)
+    return out
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS) -> dict[str, float]:
+    """NLL, ECE, Brier, macro-F1 and accuracy of probabilities against integer labels."""
+    p, y = _check_probs_labels(probs, labels)
+    pred = p.argmax(axis=1)
+    return {
+        "nll": negative_log_likelihood(p, y),
+        "ece": expected_calibration_error(p, y, n_bins),
+        "brier": brier_score(p, y),
+        "macro_f1": macro_f1(pred, y, p.shape[1]),
+        "accuracy": float(np.mean(pred == y)) if len(y) else 0.0,
+    }
+
+
+# ----------------------------------------------------------------------------- calibration
+
+@dataclass
+class Calibration:
+    """The contents of calibration.json (DESIGN.md §4).
+
+    ``p = softmax((z + logit_bias) / T)`` with T scalar or per class; ``thresholds``
+    act on the decision, not on the probabilities (see ``decide``).
+    """
+
+    temperature: float = 1.0
+    per_class_temperature: list[float] | None = None
+    thresholds: list[float] | None = None
+    logit_bias: list[float] | None = None
+    classes: list[str] | None = None
+    grid: list[float] | None = None
+    split: str | None = None
+    selection_rule: str | None = None
+    metrics_before: dict[str, float] | None = None
+    metrics_after: dict[str, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, n_classes: int | None = None, where: str | Path | None = None) -> "Calibration":
+        if not np.isfinite(self.temperature) or self.temperature <= 0:
+            raise ArtifactError(where, f"temperature must be a positive number, got {self.temperature}")
+        n = n_classes if n_classes is not None else (len(self.classes) if self.classes else None)
+        for name in ("per_class_temperature", "thresholds", "logit_bias"):
+            vec = getattr(self, name)
+            if vec is None:
+                continue
+            arr = np.asarray(vec, dtype=np.float64)
+            if arr.ndim != 1 or (n is not None and len(arr) != n):
+                raise ArtifactError(where, f"{name} must be a list of {n} numbers, got {vec}")
+            if not np.all(np.isfinite(arr)):
+                raise ArtifactError(where, f"{name} has non-finite values: {vec}")
+            if name == "per_class_temperature" and np.any(arr <= 0):
+                raise ArtifactError(where, f"per_class_temperature must be positive, got {vec}")
+        return self
+
+    def effective_temperature(self) -> np.ndarray | float:
+        if self.per_class_temperature is not None:
+            return np.asarray(self.per_class_temperature, dtype=np.float64)
+        return float(self.temperature)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        extra = d.pop("extra")
+        d = {k: v for k, v in d.items() if v is not None}
+        d.update(extra)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str | Path | None = None) -> "Calibration":
+        if not isinstance(data, dict) or "temperature" not in data:
+            raise ArtifactError(where, "calibration must be an object with a 'temperature'")
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        kwargs = {k: data[k] for k in known if k in data}
+        try:
+            kwargs["temperature"] = float(kwargs["temperature"])
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(where, f"temperature is not a number: {data['temperature']!r}") from exc
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**kwargs, extra=extra).validate(where=where)
+
+
+def identity_calibration(classes: Sequence[str] | None = None) -> Calibration:
+    return Calibration(temperature=1.0, classes=list(classes) if classes else None, selection_rule="identity")
+
+
+def apply_calibration(logits: np.ndarray, calibration: Calibration | dict | None) -> np.ndarray:
+    """Calibrated probabilities ``softmax((z + b) / T)`` for logits of shape (K,) or (N, K)."""
+    if calibration is None:
+        return softmax(logits)
+    if isinstance(calibration, dict):
+        calibration = Calibration.from_dict(calibration)
+    z = np.asarray(logits, dtype=np.float64)
+    if calibration.logit_bias is not None:
+        z = z + np.asarray(calibration.logit_bias, dtype=np.float64)
+    return softmax(z / calibration.effective_temperature())
+
+
+def decide(probs: np.ndarray, thresholds: Sequence[float] | None = None) -> np.ndarray | int | None:
+    """Class decision with optional per-class thresholds.
+
+    Without thresholds this is the argmax. With them, only classes whose probability
+    reaches their threshold may win; if none does, there is no decision (None for a
+    single row, -1 in a batch).
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    single = p.ndim == 1
+    p2 = p[None] if single else p
+    if thresholds is None:
+        out = p2.argmax(axis=1)
+    else:
+        thr = np.asarray(thresholds, dtype=np.float64)
+        masked = np.where(p2 >= thr, p2, -np.inf)
+        out = np.where(np.isfinite(masked.max(axis=1)), masked.argmax(axis=1), -1)
+    if single:
+        return None if out[0] < 0 else int(out[0])
+    return out
+
+
+def temperature_sweep(logits: np.ndarray, labels: np.ndarray, grid: Sequence[float],
+                      logit_bias: Sequence[float] | None = None) -> list[dict[str, float]]:
+    """Metrics (nll, ece, brier, macro_f1, accuracy) at every temperature of the grid."""
+    z = np.asarray(logits, dtype=np.float64)
+    if logit_bias is not None:
+        z = z + np.asarray(logit_bias, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64)
+    rows = []
+    for t in grid:
+        t = float(t)
+        if t <= 0:
+            raise ValueError(f"temperatures must be positive, got {t}")
+        probs = softmax(z / t)
+        m = classification_metrics(probs, y)
+        m["nll"] = nll_from_logits(z / t, y)
+        rows.append({"temperature": t, **m})
+    return rows
+
+
+def select_from_sweep(rows: Sequence[dict[str, float]], tol: float = 1e-3) -> float:
+    """The lexicographic rule of DESIGN.md §5 applied to the rows of ``temperature_sweep``."""
+    if not rows:
+        raise ValueError("empty temperature grid")
+    best_nll = min(r["nll"] for r in rows)
+    keep = [r for r in rows if r["nll"] <= best_nll + tol]
+    best_ece = min(r["ece"] for r in keep)
+    keep = [r for r in keep if r["ece"] <= best_ece + tol]
+    best_f1 = max(r["macro_f1"] for r in keep)
+    keep = [r for r in keep if r["macro_f1"] >= best_f1]
+    return float(min(keep, key=lambda r: (abs(r["temperature"] - 1.0), r["temperature"]))["temperature"])
+
+
+def select_temperature(logits: np.ndarray, labels: np.ndarray, grid: Sequence[float] = DEFAULT_GRID) -> float:
+    """Global temperature by the lexicographic rule (min NLL, then min ECE, then max macro-F1, then closest to 1)."""
+    return select_from_sweep(temperature_sweep(logits, labels, grid))
+
+
+def fit_per_class_temperature(logits: np.ndarray, labels: np.ndarray, start: float,
+                              grid: Sequence[float] = DEFAULT_GRID, rounds: int = 3) -> list[float]:
+    """Per-class temperature vector by coordinate descent on NLL, starting from the global T.
+
+    Each class's temperature scales only that class's logit; a few rounds over the grid
+    are enough because NLL is smooth in each coordinate.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64)
+    temps = np.full(z.shape[1], float(start))
+    for _ in range(rounds):
+        for k in range(z.shape[1]):
+            best_t, best_nll = temps[k], None
+            for t in grid:
+                temps[k] = t
+                nll = nll_from_logits(z / temps, y)
+                if best_nll is None or nll < best_nll - 1e-12:
+                    best_t, best_nll = float(t), nll
+            temps[k] = best_t
+    return [float(t) for t in temps]
+
+
+def on_grid_edge(value: float, grid: Sequence[float]) -> bool:
+    """True when a chosen temperature sits on the first or last grid point (a clamp, not a fit)."""
+    return bool(np.isclose(value, min(grid)) or np.isclose(value, max(grid)))
+
+
+# ----------------------------------------------------------------------------- files
+
+def load_calibration(path: str | Path, classes: Sequence[str] | None = None) -> Calibration:
+    """Read calibration.json, checking per-class vectors against ``classes`` when given."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "calibration.json"
+    cal = Calibration.from_dict(read_json(path), where=path)  # type: ignore[arg-type]
+    if classes is not None:
+        if cal.classes is not None:
+            check_same_classes(classes, cal.classes, path)
+        cal.validate(len(classes), path)
+    return cal
+
+
+def save_calibration(path: str | Path, calibration: Calibration) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "calibration.json"
+    calibration.validate()
+    return write_json(path, calibration.to_dict())
+
+
+def reliability_report(logits: np.ndarray, labels: np.ndarray, grid: Sequence[float], chosen: float,
+                       split: str, classes: Sequence[str] | None = None) -> dict[str, Any]:
+    """The contents of reliability_metrics.json: the whole sweep plus the chosen T's bins."""
+    rows = temperature_sweep(logits, labels, grid)
+    z = np.asarray(logits, dtype=np.float64)
+    return {
+        "split": split,
+        "classes": list(classes) if classes else None,
+        "n_bins": N_BINS,
+        "chosen_temperature": float(chosen),
+        "grid": rows,
+        "bins_before": reliability_bins(softmax(z), labels),
+        "bins_after": reliability_bins(softmax(z / chosen), labels),
+    }
+
+
+def save_reliability_metrics(path: str | Path, report: dict[str, Any]) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "reliability_metrics.json"
+    return write_json(path, report)
+
+
+def load_reliability_metrics(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "reliability_metrics.json"
+    data = read_json(path)
+    if not isinstance(data, dict) or "grid" not in data:
+        raise ArtifactError(path, "expected an object with a 'grid' list of per-temperature metrics")
+    for row in data["grid"]:
+        missing = {"temperature", "nll", "ece", "brier", "macro_f1", "accuracy"} - set(row)
+        if missing:
+            raise ArtifactError(path, f"grid row lacks {sorted(missing)}")
+    return data

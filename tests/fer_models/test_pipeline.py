@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_models.detector import FaceDetector
+from fer_models.model_folder import load_model_folder
+from fer_models.pipeline import FramePipeline, PipelineSettings
+from tests.factories import fer_images, make_model_folder, place_on_canvas
+
+
+@pytest.fixture()
+def pipeline(tmp_path):
+    model = load_model_folder(make_model_folder(tmp_path / "m"))
+    return FramePipeline(model, FaceDetector(), PipelineSettings(alpha=0.0, window=3, min_count=2))
+
+
+@pytest.fixture(scope="module")
+def frame(fer2013_dir):
+    img = cv2.imread(str(fer_images(fer2013_dir, per_class=1)[3][0]), cv2.IMREAD_GRAYSCALE)
+    return place_on_canvas(img)[0]
+
+
+def test_process_times_every_stage_and_never_touches_the_frame(pipeline, frame):
+    before = frame.copy()
+    r = pipeline.process(frame, 0.0)
+    assert r.face is not None and r.probs is not None and r.probs.shape == (7,)
+    assert set(r.timings_ms) == {"detect", "crop", "infer", "smooth", "total"}
+    assert r.timings_ms["total"] >= r.timings_ms["detect"]
+    assert np.array_equal(frame, before)
+    assert r.label is None  # min_count 2: one frame is not enough
+    assert pipeline.process(frame, 0.1).label is not None
+
+
+def test_face_lost_resets_smoothing(pipeline, frame):
+    pipeline.process(frame, 0.0)
+    pipeline.process(frame, 0.1)
+    blank = np.zeros_like(frame)
+    r = pipeline.process(blank, 0.2)
+    assert r.face is None and r.label is None and r.probs is None
+    assert pipeline.process(frame, 0.3).label is None  # history was cleared
+
+
+def test_settings_apply_from_the_next_frame_and_bad_values_are_refused(pipeline, frame):
+    pipeline.update_settings(min_count=1, window=1)
+    assert pipeline.process(frame, 0.0).label is not None
+    with pytest.raises(ValueError, match="cannot exceed"):
+        pipeline.update_settings(min_count=5)
+    assert pipeline.settings.min_count == 1
+    pipeline.update_settings(min_face=400)
+    assert pipeline.process(frame, 0.1).face is None  # the face is ~240 px
+
+
+def test_thresholds_hide_weak_labels(tmp_path, frame):
+    folder = make_model_folder(tmp_path / "t")
+    (folder / "calibration.json").write_text('{"temperature": 1.0, "thresholds": [1.01, 1.01, 1.01, 1.01, 1.01, 1.01, 1.01]}')
+    model = load_model_folder(folder)
+    p = FramePipeline(model, FaceDetector(), PipelineSettings(window=1, min_count=1))
+    r = p.process(frame, 0.0)
+    assert r.probs is not None and r.label is None  # no class can reach a threshold above 1
