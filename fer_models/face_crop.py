@@ -21,7 +21,7 @@ CLAHE_TILES = (8, 8)
 DEFAULT_MARGIN = 0.30
 # Faces are cropped at native resolution up to this multiple of the model input, then
 # resized with area interpolation: cheaper than a full-frame warp and free of aliasing.
-WORK_SCALE = 4
+WORK_SCALE = 2
 
 
 @dataclass(frozen=True)

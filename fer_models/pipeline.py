@@ -143,6 +143,8 @@ class FramePipeline:
 
     def _find_face(self, frame_bgr: np.ndarray, redetect_every: int) -> Face | None:
         """Track near the last face between full detections; fall back to a full one when it is lost."""
+        # The search region stays anchored on the last full detection rather than following each
+        # tracked box: re-centring on every result lets YuNet's few-pixel jitter feed back into the crop.
         face = None
         if self._last_face is not None and self._since_full < redetect_every:
             face = self._detector.detect_near(frame_bgr, self._last_face)
@@ -150,7 +152,7 @@ class FramePipeline:
         if face is None:
             face = self._detector.detect_largest(frame_bgr)
             self._since_full = 1
-        self._last_face = face
+            self._last_face = face
         return face
 
     def process(self, frame_bgr: np.ndarray, t_sec: float) -> FrameResult:

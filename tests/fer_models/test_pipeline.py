@@ -13,7 +13,7 @@ from tests.factories import fer_images, make_model_folder, place_on_canvas
 @pytest.fixture()
 def pipeline(tmp_path):
     model = load_model_folder(make_model_folder(tmp_path / "m"))
-    return FramePipeline(model, FaceDetector(), PipelineSettings(alpha=0.0, window=3, min_count=2))
+    return FramePipeline(model, FaceDetector(), PipelineSettings(alpha=0.0, window=3, min_count=2, redetect_every=1))
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +59,22 @@ def test_thresholds_hide_weak_labels(tmp_path, frame):
     p = FramePipeline(model, FaceDetector(), PipelineSettings(window=1, min_count=1))
     r = p.process(frame, 0.0)
     assert r.probs is not None and r.label is None  # no class can reach a threshold above 1
+
+
+def _iou(a, b):
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    return iw * ih / (aw * ah + bw * bh - iw * ih)
+
+
+def test_tracking_between_full_detections_is_stable(tmp_path, frame):
+    model = load_model_folder(make_model_folder(tmp_path / "m"))
+    p = FramePipeline(model, FaceDetector(), PipelineSettings(redetect_every=5))
+    boxes = [p.process(frame, i / 30).face.box for i in range(10)]
+    assert boxes[0] == boxes[5]  # frames 0 and 5 are full detections of the same frame
+    assert boxes[1] == boxes[2] == boxes[3] == boxes[4]  # tracked frames search the same anchored region
+    assert _iou(boxes[0], boxes[1]) > 0.8
+    blank = np.zeros_like(frame)
+    assert p.process(blank, 0.5).face is None  # a lost face falls back to full detection, which finds none
