@@ -13,11 +13,17 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", type=Path, help="model folder (default: the bundled model)")
     ap.add_argument("--replay", type=Path, metavar="VIDEO", help="run the pipeline on a video without a window")
     ap.add_argument("--out", type=Path, help="session folder for --replay")
-    ap.add_argument("--labels", type=Path, help="ground-truth labels for --replay (start_ms,end_ms,label)")
+    ap.add_argument("--labels", type=Path,
+                    help="manual labels in video time (start_ms,end_ms,label) for --replay or --video")
     ap.add_argument("--max-frames", type=int, help="stop a replay after this many frames")
     ap.add_argument("--camera", type=int, help="open this camera index at start")
     ap.add_argument("--video", type=Path, help="open this video file at start")
     ap.add_argument("--provider", default="auto", help="onnxruntime provider: auto, cpu, cuda, directml")
+    gui = ap.add_argument_group("window")
+    gui.add_argument("--sessions-dir", type=Path, help="where session folders go (default: the user data folder)")
+    gui.add_argument("--screenshot", type=Path, metavar="PNG",
+                     help="save a picture of the window after --screenshot-delay seconds, then quit")
+    gui.add_argument("--screenshot-delay", type=float, default=4.0, help="seconds before --screenshot (4)")
     return ap
 
 

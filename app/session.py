@@ -12,13 +12,18 @@ from typing import Any
 
 import platformdirs
 
-from fer_models.classes import write_json
+from fer_models.classes import UNSTABLE, write_json
 from fer_models.model_folder import FerModel
 from fer_models.pipeline import FrameResult, PipelineSettings
 from fer_models.scoring import append_demo_summary, score_session
-from fer_models.session_log import SessionLogger, read_csv_table, SCORE_COLUMNS
+from fer_models.session_log import SCORE_COLUMNS, SessionLogger, logged_float, read_csv_table
 
 APP_NAME = "ferlab"
+
+
+def as_logged_time(time_sec: float) -> float:
+    """``time_sec`` as fer-score reads it back from per_frame.csv, so the live score equals fer-score's."""
+    return logged_float(time_sec)
 
 
 def user_data_dir() -> Path:
@@ -48,6 +53,10 @@ class SessionRecorder:
         self.source = source
         self.logger = SessionLogger(self.folder, model.classes)
         self.manual_label = ""
+        # the score columns of every logged row, kept in memory for the live score (no re-reading the CSV)
+        self._score_time: list[float] = []
+        self._score_pred: list[str] = []
+        self._score_manual: list[str] = []
         shutil.copyfile(model.folder / "model_card.json", self.folder / "model_card.json")
         self.write_settings()
         self.logger.log_action(0.0, "session_start", datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -90,6 +99,18 @@ class SessionRecorder:
     def log_frame(self, frame_index: int, time_sec: float, result: FrameResult) -> None:
         self.logger.log_frame(frame_index, time_sec, self.manual_label, result.label, result.probs,
                               result.log_columns(self.model.classes, self.model.model_id))
+        self._score_time.append(as_logged_time(time_sec))
+        self._score_pred.append(result.label or UNSTABLE)
+        self._score_manual.append(self.manual_label)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self._score_time)
+
+    def score_live(self, min_hold_ms: float = 600, exclusion_ms: float = 250, lock_ms: float = 500) -> dict:
+        """Score the rows logged so far from memory; equal to ``score()`` / fer-score on the same rows."""
+        return score_session(self._score_time, self._score_pred, self._score_manual, min_hold_ms, exclusion_ms,
+                             lock_ms)
 
     def score(self, min_hold_ms: float = 600, exclusion_ms: float = 250, lock_ms: float = 500) -> dict:
         """Score what has been written so far, with the same function as fer-score."""

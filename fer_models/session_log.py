@@ -37,6 +37,14 @@ def per_frame_app_columns(classes: Sequence[str] = FER7) -> list[str]:
             + [f"ms_{s}" for s in STAGES] + ["model_id"])
 
 
+def logged_float(value: float) -> float:
+    """The value a float column holds after a write and a read (six decimals, not six digits).
+
+    Fixed decimals keep time_sec exact to the microsecond however long a session runs.
+    """
+    return round(float(value), 6)
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
@@ -45,7 +53,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return ""
-        return f"{value:.6g}"
+        return repr(logged_float(value))
     return str(value)
 
 

@@ -1,0 +1,104 @@
+"""Fixtures for the window tests: small model folders, a slideshow video with known labels, and a
+window factory that joins every worker thread at teardown."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_models.session_log import LabelInterval, write_label_intervals
+from tests.factories import fer_images, make_model_folder, write_slideshow
+
+SLIDESHOW_FPS = 15.0
+SLIDESHOW_SECONDS_EACH = 1.2
+SLIDESHOW_CLASSES = ("Happy", "Sad", "Surprise")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    return make_model_folder(tmp_path_factory.mktemp("models") / "linear-a", seed=0)
+
+
+@pytest.fixture(scope="session")
+def other_model_dir(tmp_path_factory) -> Path:
+    return make_model_folder(tmp_path_factory.mktemp("models") / "linear-b", seed=1, temperature=2.0)
+
+
+@pytest.fixture(scope="session")
+def slideshow(tmp_path_factory, fer2013_dir) -> dict:
+    """An MJPG video of FER2013 faces, one class per segment, and its start_ms,end_ms,label file."""
+    folder = tmp_path_factory.mktemp("video")
+    by_class = {}
+    for path, k in fer_images(fer2013_dir, per_class=1):
+        by_class[k] = path
+    from fer_models.classes import FER7
+
+    faces = [cv2.imread(str(by_class[FER7.index(c)]), cv2.IMREAD_GRAYSCALE) for c in SLIDESHOW_CLASSES]
+    video = folder / "slideshow.avi"
+    n = write_slideshow(video, faces, SLIDESHOW_SECONDS_EACH, fps=SLIDESHOW_FPS)
+    seg_ms = SLIDESHOW_SECONDS_EACH * 1000.0
+    intervals = [LabelInterval(i * seg_ms, (i + 1) * seg_ms, c) for i, c in enumerate(SLIDESHOW_CLASSES)]
+    labels = write_label_intervals(folder / "labels.csv", intervals)
+    return {"video": video, "labels": labels, "frames": n, "fps": SLIDESHOW_FPS, "intervals": intervals}
+
+
+class FakeCamera:
+    """A camera that delivers ``frames`` synthetic frames at its frame rate, then nothing (unplugged)."""
+
+    kind = "camera"
+    fps = 30.0
+    width, height = 640, 480
+
+    def __init__(self, frames: int):
+        self.left = frames
+        self.released = False
+
+    def read(self):
+        time.sleep(1.0 / self.fps)  # a real camera blocks until its next frame
+        if self.left <= 0:
+            return None
+        self.left -= 1
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        cv2.circle(frame, (320, 240), 60 + self.left % 5, (200, 200, 200), -1)
+        return frame
+
+    def release(self) -> None:
+        self.released = True
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, model_dir, monkeypatch):
+    """Build MainWindows with their own config and sessions folders; at teardown close them and check
+    that every capture/processing thread they started has been joined."""
+    import app.main_window as mw
+
+    runners = []
+
+    class RecordingRunner(mw.SourceRunner):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            runners.append(self)
+
+    monkeypatch.setattr(mw, "SourceRunner", RecordingRunner)
+    windows = []
+
+    def factory(**kwargs):
+        kwargs.setdefault("model_dir", model_dir)
+        kwargs.setdefault("config_path", tmp_path / "config.json")
+        kwargs.setdefault("sessions_root", tmp_path / "sessions")
+        win = mw.MainWindow(**kwargs)
+        qtbot.addWidget(win)
+        win.show()
+        windows.append(win)
+        return win
+
+    factory.runners = runners  # type: ignore[attr-defined]
+    yield factory
+    for win in windows:
+        win.close()
+    for r in runners:
+        assert not r.is_alive(), "a worker thread outlived its window"
