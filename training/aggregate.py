@@ -1,0 +1,156 @@
+"""``fer-train aggregate``: multi-seed results -> results_summary_students.csv.
+
+One row per run, then per configuration the mean, sample std and a bootstrap
+95% interval of test accuracy and macro-F1. The interval resamples test images
+(pooled over the configuration's seeds), so it reflects both seed spread and
+test-set size. A paired bootstrap compares two configurations on the same
+resampled test images, which is fairer than comparing two independent intervals.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from fer_models.calibration import macro_f1
+from fer_models.errors import ArtifactError
+
+log = logging.getLogger(__name__)
+SUMMARY_COLUMNS = ("row_type", "config", "run", "seed", "n_runs", "test_accuracy", "test_macro_f1",
+                   "test_accuracy_std", "test_macro_f1_std", "test_accuracy_ci_low", "test_accuracy_ci_high",
+                   "test_macro_f1_ci_low", "test_macro_f1_ci_high", "note")
+
+
+def run_config_name(run_dir: Path) -> str:
+    """The configuration a run belongs to: args.json 'config' if set, else the folder name without _s<seed>."""
+    args = _json(run_dir / "args.json")
+    if args.get("config"):
+        return str(args["config"])
+    name = run_dir.name
+    return name.rsplit("_s", 1)[0] if "_s" in name else name
+
+
+def _json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    """Test predictions and labels of one run (from logits_test.npz)."""
+    from training.evaluate import load_split_logits
+
+    data = load_split_logits(run_dir, "test")
+    pred = np.asarray(data["logits"]).argmax(1)
+    labels = np.asarray(data["labels"])
+    return {"run": run_dir.name, "config": run_config_name(run_dir), "seed": _json(run_dir / "seed.json").get("seed"),
+            "pred": pred, "labels": labels, "positions": np.asarray(data["positions"]),
+            "accuracy": float(np.mean(pred == labels)), "macro_f1": macro_f1(pred, labels)}
+
+
+def bootstrap_ci(preds: Sequence[np.ndarray], labels: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile interval of the seed-mean accuracy and macro-F1 over resampled test images."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    acc, f1 = [], []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        acc.append(np.mean([np.mean(p[idx] == labels[idx]) for p in preds]))
+        f1.append(np.mean([macro_f1(p[idx], labels[idx]) for p in preds]))
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return {"accuracy": (float(np.percentile(acc, lo)), float(np.percentile(acc, hi))),
+            "macro_f1": (float(np.percentile(f1, lo)), float(np.percentile(f1, hi)))}
+
+
+def paired_bootstrap(preds_a: Sequence[np.ndarray], preds_b: Sequence[np.ndarray], labels: np.ndarray,
+                     n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Accuracy difference A - B (seed means) on the same resampled images: mean, 95% interval, P(A <= B)."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    ca = np.mean([p == labels for p in preds_a], axis=0)
+    cb = np.mean([p == labels for p in preds_b], axis=0)
+    diffs = np.array([np.mean(ca[idx] - cb[idx]) for idx in (rng.integers(0, n, n) for _ in range(n_boot))])
+    return {"diff_mean": float(np.mean(ca - cb)), "ci_low": float(np.percentile(diffs, 2.5)),
+            "ci_high": float(np.percentile(diffs, 97.5)), "p_a_not_better": float(np.mean(diffs <= 0))}
+
+
+def aggregate(run_dirs: Sequence[Path], out_csv: Path, n_boot: int = 1000,
+              compare: tuple[str, str] | None = None) -> dict[str, Any]:
+    runs = [load_run(Path(d)) for d in run_dirs]
+    if not runs:
+        raise ArtifactError(None, "no runs to aggregate")
+    ref = runs[0]
+    for r in runs[1:]:
+        if not np.array_equal(r["positions"], ref["positions"]) or not np.array_equal(r["labels"], ref["labels"]):
+            raise ArtifactError(Path(run_dirs[runs.index(r)]), f"test rows differ from {ref['run']}'s: runs "
+                                                               "evaluated on different test sets cannot be pooled")
+    labels = ref["labels"]
+    rows: list[dict[str, Any]] = []
+    for r in runs:
+        rows.append({"row_type": "run", "config": r["config"], "run": r["run"], "seed": r["seed"], "n_runs": 1,
+                     "test_accuracy": r["accuracy"], "test_macro_f1": r["macro_f1"]})
+    configs: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        configs.setdefault(r["config"], []).append(r)
+    result: dict[str, Any] = {"configs": {}}
+    for name, members in configs.items():
+        acc = np.array([m["accuracy"] for m in members])
+        f1 = np.array([m["macro_f1"] for m in members])
+        ci = bootstrap_ci([m["pred"] for m in members], labels, n_boot)
+        row = {"row_type": "config", "config": name, "n_runs": len(members),
+               "seed": " ".join(str(m["seed"]) for m in members),
+               "test_accuracy": float(acc.mean()), "test_macro_f1": float(f1.mean()),
+               "test_accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else None,
+               "test_macro_f1_std": float(f1.std(ddof=1)) if len(f1) > 1 else None,
+               "test_accuracy_ci_low": ci["accuracy"][0], "test_accuracy_ci_high": ci["accuracy"][1],
+               "test_macro_f1_ci_low": ci["macro_f1"][0], "test_macro_f1_ci_high": ci["macro_f1"][1],
+               "note": f"bootstrap {n_boot} resamples of {len(labels)} test images"}
+        rows.append(row)
+        result["configs"][name] = row
+    if compare:
+        a, b = compare
+        for c in (a, b):
+            if c not in configs:
+                raise ArtifactError(None, f"configuration {c!r} not among {sorted(configs)}")
+        pb = paired_bootstrap([m["pred"] for m in configs[a]], [m["pred"] for m in configs[b]], labels, n_boot)
+        rows.append({"row_type": "paired", "config": f"{a} - {b}", "test_accuracy": pb["diff_mean"],
+                     "test_accuracy_ci_low": pb["ci_low"], "test_accuracy_ci_high": pb["ci_high"],
+                     "note": f"paired bootstrap; P(diff <= 0) = {pb['p_a_not_better']:.4f}"})
+        result["paired"] = pb
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_csv, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, SUMMARY_COLUMNS)
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in SUMMARY_COLUMNS})
+    result["rows"] = rows
+    return result
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("aggregate", help="multi-seed mean/std/bootstrap CI -> results_summary_students.csv")
+    p.add_argument("run_dirs", type=Path, nargs="+", help="evaluated runs (logits_test.npz inside)")
+    p.add_argument("--out", type=Path, default=Path("results_summary_students.csv"))
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--compare", nargs=2, metavar=("CONFIG_A", "CONFIG_B"), help="paired bootstrap A - B")
+    p.set_defaults(func=run_cli)
+
+
+def run_cli(args: Any) -> int:
+    res = aggregate(args.run_dirs, args.out, args.bootstrap, tuple(args.compare) if args.compare else None)
+    for name, row in res["configs"].items():
+        std = row["test_accuracy_std"]
+        print(f"{name}: n={row['n_runs']} test acc {row['test_accuracy']:.4f}"
+              f"{'' if std is None else f' +- {std:.4f}'} (95% CI {row['test_accuracy_ci_low']:.4f}-"
+              f"{row['test_accuracy_ci_high']:.4f}), macro-F1 {row['test_macro_f1']:.4f}")
+    if "paired" in res:
+        print(f"paired: {res['paired']}")
+    print(f"-> {args.out}")
+    return 0

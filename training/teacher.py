@@ -1,0 +1,414 @@
+"""Teacher training: one timm backbone on the canonical index, resumable and DDP-ready.
+
+The loop is plain on purpose (AdamW, cosine schedule with warm-up, label
+smoothing, AMP where the device supports it, gradient accumulation and clipping)
+so that every knob is visible in ``args.json``. What makes it trustworthy:
+
+- the experiment folder describes itself (args.json, classes.json, seed.json with
+  library versions, history.csv, metrics per split, checkpoints that carry the
+  backbone, classes, input size and stem option);
+- ``last.pt`` holds everything needed to continue (weights, optimizer, schedule
+  position, scaler, RNG, best score) and ``--resume`` continues exactly: the data
+  order and augmentations depend only on (seed, epoch), not on process history;
+- under ``torchrun`` it runs unchanged with DistributedDataParallel (gloo on CPU,
+  NCCL on GPUs); ranks are checked to hold identical weights after every epoch and
+  only rank 0 writes files.
+
+``--batch-size`` is the global batch of one forward step (split over the ranks);
+one optimizer update sees ``batch_size * accum_steps`` samples.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_models.classes import read_json, write_classes_json, write_json
+from fer_models.errors import ArtifactError
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "train_samples",
+                   "sec_per_batch")
+SMOKE_EPOCHS = 3
+SMOKE_TRAIN_SAMPLES = 700
+SMOKE_EVAL_SAMPLES = 350
+# arguments that must not change when a run is resumed (they change the model or the data)
+RESUME_FIXED = ("backbone", "input_size", "in_chans", "stem_stride", "epochs", "batch_size", "accum_steps",
+                "seed", "max_train_samples", "no_clahe")
+
+
+# ----------------------------------------------------------------------------- arguments
+
+def add_train_arguments(p: Any) -> None:
+    """Arguments shared by teacher (and later student) training."""
+    p.add_argument("--index", required=True, help="index folder written by `fer-train index`")
+    p.add_argument("--out", required=True, help="experiment folder to write")
+    p.add_argument("--data", default=None, help="data root if it moved since the index was built")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--input-size", type=int, default=64, help="square input side in px (recorded everywhere)")
+    p.add_argument("--in-chans", type=int, default=1, choices=(1, 3), help="gray replicated to 1 or 3 channels")
+    p.add_argument("--stem-stride", type=int, default=None,
+                   help="total stem reduction (1 or 2; native: 4 for resnet/convnext, 2 for efficientnet/"
+                        "mobilenetv3; for vit_* the patch size). Lower keeps feature maps of small faces larger.")
+    p.add_argument("--batch-size", type=int, default=128, help="global batch per forward step")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--min-lr-ratio", type=float, default=0.01, help="final lr = lr * this")
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup-epochs", type=float, default=2.0)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--accum-steps", type=int, default=1, help="gradient accumulation steps per optimizer update")
+    p.add_argument("--clip-grad", type=float, default=5.0, help="max gradient norm (0 = off)")
+    p.add_argument("--drop-rate", type=float, default=0.0, help="dropout before the classifier")
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"),
+                   help="auto: bf16 (or fp16) on CUDA, off on CPU")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--workers", type=int, default=None, help="data loader workers (default 0 on CPU, 6 on CUDA)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--smoke", action="store_true",
+                   help=f"{SMOKE_EPOCHS} epochs on a stratified subset ({SMOKE_TRAIN_SAMPLES} train, "
+                        f"{SMOKE_EVAL_SAMPLES} val/test): catches data and config mismatches in minutes")
+    p.add_argument("--max-train-samples", type=int, default=None, help="stratified train subset of this size")
+    p.add_argument("--max-eval-samples", type=int, default=None, help="stratified val/test subsets of this size")
+    p.add_argument("--max-steps-per-epoch", type=int, default=None,
+                   help="stop each epoch after this many batches (timing, quick checks)")
+    p.add_argument("--stop-after-epoch", type=int, default=None,
+                   help="stop (as an interruption would) once this many epochs are done; continue with --resume")
+    p.add_argument("--pretrained-checkpoint", default=None,
+                   help="local checkpoint to initialise from (refused below 60%% parameter match)")
+    p.add_argument("--no-clahe", action="store_true", help="train without CLAHE (recorded in the crop spec)")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--webcam-aug", action="store_true", help="add webcam-style noise and blur to the augmentation")
+    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
+                   help="channels-last memory format (auto: on for conv nets; about 2-3x faster on CPU)")
+    p.add_argument("--eval-batch-size", type=int, default=256)
+    p.add_argument("--no-calibrate", action="store_true", help="skip the temperature fit at the end")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bars (epoch lines are still printed)")
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("teacher", help="train a teacher backbone (resumable, torchrun-ready)",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--backbone", required=True,
+                   help="timm name: resnet18, resnet50, efficientnet_b3, convnext_tiny, mobilenetv3_large_100, vit_*")
+    add_train_arguments(p)
+    p.set_defaults(func=run_cli)
+
+
+def run_cli(args: Any) -> int:
+    train_teacher(args)
+    return 0
+
+
+def _normalise_args(args: Any) -> dict[str, Any]:
+    """Apply --smoke and return the arguments as plain JSON-able values."""
+    if args.smoke:
+        args.epochs = SMOKE_EPOCHS
+        args.max_train_samples = args.max_train_samples or SMOKE_TRAIN_SAMPLES
+        args.max_eval_samples = args.max_eval_samples or SMOKE_EVAL_SAMPLES
+    if args.epochs < 1 or args.batch_size < 1 or args.accum_steps < 1:
+        raise ValueError("epochs, batch size and accumulation steps must be at least 1")
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def param_digest(model: Any) -> str:
+    """SHA-256 of every parameter's bytes, in name order: equal digests mean identical weights."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _read_history(path: Path, before_epoch: int) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        return [r for r in csv.DictReader(fh) if int(r["epoch"]) < before_epoch]
+
+
+def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in HISTORY_COLUMNS})
+    os.replace(tmp, path)
+
+
+def _check_resume_args(saved: dict[str, Any], now: dict[str, Any], where: Path) -> None:
+    diffs = [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in RESUME_FIXED if saved.get(k) != now.get(k)]
+    if diffs:
+        raise ArtifactError(where, "cannot resume with different settings (" + "; ".join(diffs) + ")")
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def train_teacher(args: Any) -> Path:
+    """Train (or resume) one teacher as the arguments describe; returns the run folder."""
+    import cv2
+    import timm.optim
+    import timm.scheduler
+    import torch
+    import torch.distributed as dist
+    from torch import nn
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from training.data import AugmentConfig, FERDataset, crop_spec_to_dict, make_crop_spec, stratified_subset
+    from training.evaluate import predict_logits
+    from training.index import load_index
+    from training.models import (backbone_family, checkpoint_payload, create_model, effective_stem_stride, read_checkpoint,
+                                 save_checkpoint, unwrap)
+    from training.runtime import library_versions, maybe_no_sync, seed_everything, setup_runtime, teardown_runtime
+
+    argd = _normalise_args(args)
+    backbone = getattr(args, "backbone")
+    rt = setup_runtime(args.device, args.amp)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cv2.setNumThreads(1)
+    out = Path(args.out)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if rt.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    if last_path.exists() and not args.resume:
+        raise ArtifactError(last_path, "run folder already holds a checkpoint; pass --resume to continue it "
+                                       "or choose another --out")
+    resume_state = read_checkpoint(last_path) if (args.resume and last_path.exists()) else None
+    if args.resume and resume_state is None and rt.is_main:
+        print(f"--resume: no {last_path}, starting a new run", file=sys.stderr)
+
+    index = load_index(args.index)
+    classes = index.classes
+    if resume_state is not None:
+        if resume_state.get("index_fingerprint") != index.fingerprint:
+            raise ArtifactError(last_path, "checkpoint was trained on another index (fingerprint "
+                                           f"{str(resume_state.get('index_fingerprint'))[:12]} vs {index.fingerprint[:12]})")
+        _check_resume_args(resume_state.get("args", {}), argd, last_path)
+
+    # data ------------------------------------------------------------------------------------
+    train_pos = index.positions("train")
+    if args.max_train_samples:
+        train_pos = stratified_subset(train_pos, index.labels[train_pos], args.max_train_samples, args.seed)
+    val_pos = index.positions("val")
+    if args.max_eval_samples:
+        val_pos = stratified_subset(val_pos, index.labels[val_pos], args.max_eval_samples, 0)
+    spec = make_crop_spec(args.input_size, args.in_chans, clahe=not args.no_clahe)
+    augment = None if args.no_augment else (AugmentConfig.webcam() if args.webcam_aug else AugmentConfig())
+    show = rt.is_main and not args.no_progress
+    train_ds = FERDataset(index, spec, positions=train_pos, augment=augment, seed=args.seed, root=args.data,
+                          progress=show)
+    val_ds = FERDataset(index, spec, positions=val_pos, root=args.data, progress=show) if rt.is_main else None
+
+    if args.batch_size % rt.world_size:
+        raise ValueError(f"--batch-size {args.batch_size} must be divisible by the {rt.world_size} ranks")
+    per_rank_batch = args.batch_size // rt.world_size
+    drop_last = len(train_ds) >= args.batch_size
+    sampler = DistributedSampler(train_ds, num_replicas=rt.world_size, rank=rt.rank, shuffle=True, seed=args.seed,
+                                 drop_last=drop_last)
+    workers = args.workers if args.workers is not None else (6 if rt.device.type == "cuda" else 0)
+    loader = DataLoader(train_ds, batch_size=per_rank_batch, sampler=sampler, num_workers=workers,
+                        drop_last=drop_last, pin_memory=rt.device.type == "cuda",
+                        persistent_workers=False)
+    steps_per_epoch = len(loader)
+    if args.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, args.max_steps_per_epoch)
+    updates_per_epoch = math.ceil(steps_per_epoch / args.accum_steps)
+    total_updates = updates_per_epoch * args.epochs
+    warmup_updates = min(int(round(args.warmup_epochs * updates_per_epoch)), max(0, total_updates - 1))
+
+    # model, optimizer, schedule --------------------------------------------------------------------
+    seed_everything(args.seed)
+    stem = effective_stem_stride(backbone, args.stem_stride)
+    model = create_model(backbone, len(classes), args.in_chans, args.input_size,
+                         pretrained_checkpoint=None if resume_state else args.pretrained_checkpoint,
+                         stem_stride=args.stem_stride, classes=classes, drop_rate=args.drop_rate)
+    model.to(rt.device)
+    channels_last = args.channels_last == "on" or (args.channels_last == "auto" and backbone_family(backbone) != "vit")
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = timm.optim.create_optimizer_v2(model, "adamw", lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = timm.scheduler.CosineLRScheduler(
+        optimizer, t_initial=max(1, total_updates - warmup_updates), lr_min=args.lr * args.min_lr_ratio,
+        warmup_t=warmup_updates, warmup_lr_init=args.lr * 0.01, warmup_prefix=True, t_in_epochs=False)
+    scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
+    start_epoch, global_update, best_acc, best_epoch = 0, 0, -1.0, -1
+    if resume_state is not None:
+        model.load_state_dict(resume_state["state_dict"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        if resume_state.get("scaler"):
+            scaler.load_state_dict(resume_state["scaler"])
+        start_epoch = int(resume_state["epoch"]) + 1
+        global_update = int(resume_state["global_update"])
+        best_acc, best_epoch = float(resume_state["best_val_acc"]), int(resume_state["best_epoch"])
+        torch.set_rng_state(resume_state["torch_rng_state"])
+    scheduler.step_update(global_update)
+    if rt.distributed:
+        model = DistributedDataParallel(model, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+
+    # experiment folder --------------------------------------------------------------------------
+    meta = dict(backbone=backbone, classes=classes, input_size=args.input_size, in_chans=args.in_chans,
+                stem_stride=stem, crop_spec=crop_spec_to_dict(spec))
+    if rt.is_main:
+        record = {**argd, "backbone": backbone, "stem_stride_effective": stem, "world_size": rt.world_size,
+                  "device": str(rt.device), "amp": rt.amp_name, "channels_last_effective": channels_last,
+                  "per_rank_batch": per_rank_batch,
+                  "effective_batch": args.batch_size * args.accum_steps, "steps_per_epoch": steps_per_epoch,
+                  "updates_per_epoch": updates_per_epoch, "warmup_updates": warmup_updates,
+                  "train_samples": int(len(train_pos)), "val_samples": int(len(val_pos)),
+                  "index_name": index.name, "index_fingerprint": index.fingerprint,
+                  "index_dir": str(Path(args.index).resolve()), "crop_spec": crop_spec_to_dict(spec),
+                  "augment": None if augment is None else augment.__dict__, "argv": sys.argv[1:]}
+        if resume_state is None or not (out / "args.json").is_file():
+            write_json(out / "args.json", record)
+        else:
+            saved = read_json(out / "args.json")
+            saved.setdefault("resumed", []).append({"at_epoch": start_epoch, "argv": sys.argv[1:],
+                                                    "world_size": rt.world_size, "device": str(rt.device)})
+            write_json(out / "args.json", saved)
+        write_classes_json(out, classes, dataset=index.name)
+        write_json(out / "seed.json", {"seed": args.seed, **library_versions(),
+                                       "deterministic_data": "augmentation and order depend on (seed, epoch) only"})
+        print(f"teacher {backbone} stem={stem} input={args.input_size}px on {rt.device} x{rt.world_size} "
+              f"amp={rt.amp_name} threads={torch.get_num_threads()}: {len(train_pos)} train / {len(val_pos)} val, "
+              f"{steps_per_epoch} steps/epoch, epochs {start_epoch}..{args.epochs - 1} -> {out}", flush=True)
+    history = _read_history(out / "history.csv", start_epoch) if rt.is_main else []
+
+    # epochs -------------------------------------------------------------------------------------
+    completed = True
+    try:
+        for epoch in range(start_epoch, args.epochs):
+            t0 = time.perf_counter()
+            train_ds.set_epoch(epoch)
+            sampler.set_epoch(epoch)
+            model.train()
+            loss_sum = torch.zeros((), dtype=torch.float64)
+            correct = torch.zeros((), dtype=torch.float64)
+            seen = torch.zeros((), dtype=torch.float64)
+            optimizer.zero_grad(set_to_none=True)
+            it: Any = loader
+            if show:
+                from tqdm import tqdm
+                it = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch}", unit="batch", mininterval=5.0,
+                          leave=False, file=sys.stderr)
+            for step, (x, y, _) in enumerate(it):
+                if step >= steps_per_epoch:
+                    break
+                group_start = (step // args.accum_steps) * args.accum_steps
+                group_size = min(args.accum_steps, steps_per_epoch - group_start)
+                last_micro = step == group_start + group_size - 1
+                x = x.to(rt.device, non_blocking=True)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                y = y.to(rt.device, non_blocking=True)
+                with maybe_no_sync(model, not last_micro):
+                    with rt.autocast():
+                        logits = model(x)
+                    loss = loss_fn(logits.float(), y)
+                    scaler.scale(loss / group_size).backward()
+                if last_micro:
+                    if args.clip_grad and args.clip_grad > 0:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    global_update += 1
+                    scheduler.step_update(global_update)
+                with torch.no_grad():
+                    loss_sum += loss.detach().double().cpu() * len(y)
+                    correct += (logits.argmax(1) == y).sum().double().cpu()
+                    seen += len(y)
+                if show:
+                    it.set_postfix(loss=f"{loss_sum.item() / max(1, seen.item()):.3f}",
+                                   lr=f"{optimizer.param_groups[0]['lr']:.2e}", refresh=False)
+            if rt.distributed:
+                stats = torch.stack([loss_sum, correct, seen]).to(rt.device if rt.device.type == "cuda" else "cpu")
+                dist.all_reduce(stats)
+                loss_sum, correct, seen = stats.cpu()
+                digests: list[Any] = [None] * rt.world_size
+                dist.all_gather_object(digests, param_digest(unwrap(model)))
+                if len(set(digests)) != 1:
+                    raise RuntimeError(f"DDP ranks hold different weights after epoch {epoch}: {digests}")
+                if rt.is_main:
+                    write_json(out / "ddp.json", {"world_size": rt.world_size, "backend": dist.get_backend(),
+                                                  "epoch": epoch, "param_sha256_per_rank": digests,
+                                                  "identical": True})
+            train_seconds = time.perf_counter() - t0
+            if rt.is_main:
+                bare = unwrap(model)
+                vz, vpos = predict_logits(bare, val_ds, args.eval_batch_size, rt.device, rt.autocast, workers,
+                                            channels_last=channels_last)
+                bare.train()
+                vy = index.labels[vpos]
+                vz64 = vz.astype(np.float64)
+                vz64 -= vz64.max(axis=1, keepdims=True)
+                lse = np.log(np.exp(vz64).sum(axis=1))
+                val_loss = float(np.mean(lse - vz64[np.arange(len(vy)), vy]))
+                val_acc = float(np.mean(vz.argmax(1) == vy))
+                seconds = time.perf_counter() - t0
+                row = {"epoch": epoch, "train_loss": f"{loss_sum.item() / max(1, seen.item()):.6f}",
+                       "train_acc": f"{correct.item() / max(1, seen.item()):.6f}", "val_loss": f"{val_loss:.6f}",
+                       "val_acc": f"{val_acc:.6f}", "lr": f"{optimizer.param_groups[0]['lr']:.6e}",
+                       "seconds": f"{seconds:.2f}", "train_samples": int(seen.item()),
+                       "sec_per_batch": f"{train_seconds / max(1, steps_per_epoch):.4f}"}
+                history.append(row)
+                _write_history(out / "history.csv", history)
+                improved = val_acc > best_acc
+                if improved:
+                    best_acc, best_epoch = val_acc, epoch
+                    save_checkpoint(best_path, checkpoint_payload(
+                        model, **meta, epoch=epoch, val_acc=val_acc, index_name=index.name,
+                        index_fingerprint=index.fingerprint, args=argd))
+                save_checkpoint(last_path, checkpoint_payload(
+                    model, **meta, epoch=epoch, val_acc=val_acc, index_name=index.name,
+                    index_fingerprint=index.fingerprint, args=argd, optimizer=optimizer.state_dict(),
+                    scaler=scaler.state_dict() if scaler.is_enabled() else None, global_update=global_update,
+                    best_val_acc=best_acc, best_epoch=best_epoch, torch_rng_state=torch.get_rng_state()))
+                print(f"epoch {epoch + 1}/{args.epochs} loss {row['train_loss']} acc {row['train_acc']} | "
+                      f"val loss {row['val_loss']} acc {row['val_acc']}{' *' if improved else ''} | "
+                      f"lr {row['lr']} | {seconds:.1f}s ({row['sec_per_batch']}s/batch)", flush=True)
+            rt.barrier()
+            if args.stop_after_epoch is not None and epoch + 1 >= args.stop_after_epoch and epoch + 1 < args.epochs:
+                completed = False
+                if rt.is_main:
+                    print(f"stopping after epoch {epoch + 1} as asked; continue with --resume", flush=True)
+                break
+        if completed and rt.is_main:
+            finish_run(out, index, args, rt)
+        rt.barrier()
+    finally:
+        teardown_runtime(rt)
+    return out
+
+
+def finish_run(out: Path, index: Any, args: Any, rt: Any) -> None:
+    """Evaluate best.pt on val and test (the same subsets in smoke mode) and fit the temperature."""
+    from training.evaluate import evaluate_checkpoint
+
+    history = _read_history(out / "history.csv", 10**9)
+    evaluate_checkpoint(out, index.path, "best.pt", ("val", "test"), args.eval_batch_size, str(rt.device),
+                        args.data, args.max_eval_samples, progress=not args.no_progress)
+    summary = {"epochs": len(history), "wall_seconds": round(sum(float(r["seconds"]) for r in history), 1),
+               "best_epoch": max(history, key=lambda r: float(r["val_acc"]))["epoch"] if history else None}
+    write_json(out / "summary.json", summary)
+    if not args.no_calibrate:
+        from training.calibrate import calibrate_run
+
+        calibrate_run(out)
