@@ -5,8 +5,7 @@ and its entry point; this file only assembles them. Modules are imported when
 the parser is built, but torch itself is imported inside the steps that need it,
 so ``fer-train index`` stays quick.
 
-Subcommands reserved for issue 4 (student, export, bench, aggregate) are added
-to ``SUBCOMMAND_MODULES`` when their modules exist.
+Issue 4 added student, export, bench and aggregate.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from fer_models.errors import FerError
 # name of the module under ``training`` that defines add_parser(subparsers); order = help order
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "index", "teacher", "evaluate", "softlabels", "alignment", "calibrate", "ensemble",
-    "export", "bench", "aggregate",  # issue 4 ("student" follows)
+    "student", "export", "bench", "aggregate",  # issue 4
 )
 
 

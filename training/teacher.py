@@ -1,5 +1,8 @@
 """Teacher training: one timm backbone on the canonical index, resumable and DDP-ready.
 
+``run_training`` is the one loop; ``fer-train student`` (training/student.py) runs it
+too, with its distillation objective passed in as the loss hook.
+
 The loop is plain on purpose (AdamW, cosine schedule with warm-up, label
 smoothing, AMP where the device supports it, gradient accumulation and clipping)
 so that every knob is visible in ``args.json``. What makes it trustworthy:
@@ -28,7 +31,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -36,6 +39,9 @@ from fer_models.classes import read_json, write_classes_json, write_json
 from fer_models.errors import ArtifactError
 
 log = logging.getLogger(__name__)
+
+# the training objective: loss(logits, y, positions, epoch_progress) -> scalar tensor
+LossFn = Callable[[Any, Any, Any, float], Any]
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "train_samples",
                    "sec_per_batch")
@@ -50,7 +56,7 @@ RESUME_FIXED = ("backbone", "input_size", "in_chans", "stem_stride", "epochs", "
 # ----------------------------------------------------------------------------- arguments
 
 def add_train_arguments(p: Any) -> None:
-    """Arguments shared by teacher (and later student) training."""
+    """Arguments shared by teacher and student training."""
     p.add_argument("--index", required=True, help="index folder written by `fer-train index`")
     p.add_argument("--out", required=True, help="experiment folder to write")
     p.add_argument("--data", default=None, help="data root if it moved since the index was built")
@@ -85,7 +91,7 @@ def add_train_arguments(p: Any) -> None:
                    help="stop each epoch after this many batches (timing, quick checks)")
     p.add_argument("--stop-after-epoch", type=int, default=None,
                    help="stop (as an interruption would) once this many epochs are done; continue with --resume")
-    p.add_argument("--pretrained-checkpoint", default=None,
+    p.add_argument("--pretrained-checkpoint", "--init-checkpoint", dest="pretrained_checkpoint", default=None,
                    help="local checkpoint to initialise from (refused below 60%% parameter match)")
     p.add_argument("--no-clahe", action="store_true", help="train without CLAHE (recorded in the crop spec)")
     p.add_argument("--no-augment", action="store_true")
@@ -150,8 +156,9 @@ def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def _check_resume_args(saved: dict[str, Any], now: dict[str, Any], where: Path) -> None:
-    diffs = [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in RESUME_FIXED if saved.get(k) != now.get(k)]
+def _check_resume_args(saved: dict[str, Any], now: dict[str, Any], where: Path,
+                       fixed: Sequence[str] = RESUME_FIXED) -> None:
+    diffs = [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in fixed if saved.get(k) != now.get(k)]
     if diffs:
         raise ArtifactError(where, "cannot resume with different settings (" + "; ".join(diffs) + ")")
 
@@ -160,12 +167,36 @@ def _check_resume_args(saved: dict[str, Any], now: dict[str, Any], where: Path) 
 
 def train_teacher(args: Any) -> Path:
     """Train (or resume) one teacher as the arguments describe; returns the run folder."""
+    return run_training(args, args.backbone)
+
+
+def _cross_entropy_loss(args: Any) -> Callable[[Any], LossFn]:
+    """The teacher objective: cross-entropy with ``--label-smoothing``, the same on every step."""
+    def make(device: Any) -> LossFn:
+        from torch import nn
+
+        ce = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+        return lambda logits, y, positions, progress: ce(logits, y)
+    return make
+
+
+def run_training(args: Any, backbone: str, *, role: str = "teacher",
+                 make_loss: Callable[[Any], LossFn] | None = None, resume_fixed: Sequence[str] = RESUME_FIXED,
+                 record_extra: dict[str, Any] | None = None, checkpoint_extra: dict[str, Any] | None = None) -> Path:
+    """The one training loop behind ``fer-train teacher`` and ``fer-train student``; returns the run folder.
+
+    ``make_loss(device)`` returns the objective ``loss(logits, y, positions, progress)``:
+    ``logits`` (float32, B x K) and ``y`` on the device, ``positions`` the rows' places in the
+    index (on the device; for looking up per-row targets such as teacher logits) and
+    ``progress`` = epoch + step / steps_per_epoch (for warm-ups). Default: cross-entropy with
+    ``--label-smoothing``. ``resume_fixed`` names the arguments a resume may not change;
+    ``record_extra`` is merged into args.json and ``checkpoint_extra`` into every checkpoint.
+    """
     import cv2
     import timm.optim
     import timm.scheduler
     import torch
     import torch.distributed as dist
-    from torch import nn
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data import DataLoader, DistributedSampler
 
@@ -177,7 +208,6 @@ def train_teacher(args: Any) -> Path:
     from training.runtime import library_versions, maybe_no_sync, seed_everything, setup_runtime, teardown_runtime
 
     argd = _normalise_args(args)
-    backbone = getattr(args, "backbone")
     rt = setup_runtime(args.device, args.amp)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -199,7 +229,7 @@ def train_teacher(args: Any) -> Path:
         if resume_state.get("index_fingerprint") != index.fingerprint:
             raise ArtifactError(last_path, "checkpoint was trained on another index (fingerprint "
                                            f"{str(resume_state.get('index_fingerprint'))[:12]} vs {index.fingerprint[:12]})")
-        _check_resume_args(resume_state.get("args", {}), argd, last_path)
+        _check_resume_args(resume_state.get("args", {}), argd, last_path, resume_fixed)
 
     # data ------------------------------------------------------------------------------------
     train_pos = index.positions("train")
@@ -260,11 +290,11 @@ def train_teacher(args: Any) -> Path:
     scheduler.step_update(global_update)
     if rt.distributed:
         model = DistributedDataParallel(model, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+    loss_fn = (make_loss or _cross_entropy_loss(args))(rt.device)
 
     # experiment folder --------------------------------------------------------------------------
     meta = dict(backbone=backbone, classes=classes, input_size=args.input_size, in_chans=args.in_chans,
-                stem_stride=stem, crop_spec=crop_spec_to_dict(spec))
+                stem_stride=stem, crop_spec=crop_spec_to_dict(spec), **(checkpoint_extra or {}))
     if rt.is_main:
         record = {**argd, "backbone": backbone, "stem_stride_effective": stem, "world_size": rt.world_size,
                   "device": str(rt.device), "amp": rt.amp_name, "channels_last_effective": channels_last,
@@ -274,7 +304,8 @@ def train_teacher(args: Any) -> Path:
                   "train_samples": int(len(train_pos)), "val_samples": int(len(val_pos)),
                   "index_name": index.name, "index_fingerprint": index.fingerprint,
                   "index_dir": str(Path(args.index).resolve()), "crop_spec": crop_spec_to_dict(spec),
-                  "augment": None if augment is None else augment.__dict__, "argv": sys.argv[1:]}
+                  "augment": None if augment is None else augment.__dict__, "argv": sys.argv[1:],
+                  **(record_extra or {})}
         if resume_state is None or not (out / "args.json").is_file():
             write_json(out / "args.json", record)
         else:
@@ -285,7 +316,7 @@ def train_teacher(args: Any) -> Path:
         write_classes_json(out, classes, dataset=index.name)
         write_json(out / "seed.json", {"seed": args.seed, **library_versions(),
                                        "deterministic_data": "augmentation and order depend on (seed, epoch) only"})
-        print(f"teacher {backbone} stem={stem} input={args.input_size}px on {rt.device} x{rt.world_size} "
+        print(f"{role} {backbone} stem={stem} input={args.input_size}px on {rt.device} x{rt.world_size} "
               f"amp={rt.amp_name} threads={torch.get_num_threads()}: {len(train_pos)} train / {len(val_pos)} val, "
               f"{steps_per_epoch} steps/epoch, epochs {start_epoch}..{args.epochs - 1} -> {out}", flush=True)
     history = _read_history(out / "history.csv", start_epoch) if rt.is_main else []
@@ -307,7 +338,7 @@ def train_teacher(args: Any) -> Path:
                 from tqdm import tqdm
                 it = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch}", unit="batch", mininterval=5.0,
                           leave=False, file=sys.stderr)
-            for step, (x, y, _) in enumerate(it):
+            for step, (x, y, pos) in enumerate(it):
                 if step >= steps_per_epoch:
                     break
                 group_start = (step // args.accum_steps) * args.accum_steps
@@ -317,10 +348,11 @@ def train_teacher(args: Any) -> Path:
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 y = y.to(rt.device, non_blocking=True)
+                pos = pos.to(rt.device, non_blocking=True)
                 with maybe_no_sync(model, not last_micro):
                     with rt.autocast():
                         logits = model(x)
-                    loss = loss_fn(logits.float(), y)
+                    loss = loss_fn(logits.float(), y, pos, epoch + step / steps_per_epoch)
                     scaler.scale(loss / group_size).backward()
                 if last_micro:
                     if args.clip_grad and args.clip_grad > 0:

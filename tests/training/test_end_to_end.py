@@ -63,6 +63,16 @@ def test_index_teacher_softlabels_alignment_calibrate_ensemble(train_tree, tmp_p
     fused = require_aligned(tmp_path / "ens", index)
     np.testing.assert_allclose(fused.arrays["probs"], sl.arrays["probs"], atol=1e-5)  # a model with itself
 
+    # a KD student from the real teacher's fused folder (its pseudo-logits read like a teacher's raw logits)
+    student = tmp_path / "runs" / "student"
+    assert main(["student", "--index", str(index_dir), "--teacher", str(tmp_path / "ens"), "--distill", "kd",
+                 "--out", str(student), "--epochs", "1", "--input-size", "32", "--batch-size", "35",
+                 "--max-train-samples", "70", "--max-eval-samples", "14", "--threads", "2", "--no-progress",
+                 "--no-calibrate"]) == 0
+    rec = json.loads((student / "args.json").read_text())
+    assert rec["config"] == "kd_a0.5_T2_ens" and rec["distillation"]["teachers"][0]["kind"] == "ensemble_fused"
+    assert json.loads((student / "metrics_test.json").read_text())["n"] == 14
+
 
 @pytest.mark.slow
 def test_ddp_two_processes_keep_identical_weights(train_index_dir, tmp_path):
