@@ -27,7 +27,7 @@ ENV_MODEL = "FER_YUNET_MODEL"  # a model file
 ENV_DIR = "FER_YUNET_DIR"  # a folder holding the manifest's file names (tests point it at ../shared/models)
 ENV_OFFLINE = "FER_OFFLINE"  # "1": never download
 APP_NAME = "ferlab"
-ROI_PX = 160  # side of the region around the last face that tracking re-detects in
+ROI_PX = 128  # side of the region around the last face that tracking re-detects in
 ROI_SCALE = 2.0  # that region's side in face sizes
 
 
