@@ -36,13 +36,15 @@ class CropSpec:
     clahe: bool = True
     align_eyes: bool = True
     crop_margin: float = DEFAULT_MARGIN
+    blur_sigma: float = 0.0  # Gaussian low-pass after the resize, sigma as a fraction of input_size
 
     @classmethod
     def from_card(cls, card, **overrides) -> "CropSpec":
         """Build from a ModelCard; ``overrides`` (app hygiene settings) win over the card."""
         values = dict(input_size=card.input_size, channels=card.channels, color=card.color,
                       mean=tuple(card.mean), std=tuple(card.std), clahe=card.clahe,
-                      align_eyes=card.align_eyes, crop_margin=card.crop_margin)
+                      align_eyes=card.align_eyes, crop_margin=card.crop_margin,
+                      blur_sigma=float(card.extra.get("input_blur", 0.0) or 0.0))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -119,6 +121,11 @@ def prepare_face(face_img: np.ndarray, spec: CropSpec) -> np.ndarray:
     if img.shape[0] != s or img.shape[1] != s:
         interp = cv2.INTER_AREA if img.shape[0] > s else cv2.INTER_LINEAR
         img = cv2.resize(img, (s, s), interpolation=interp)
+    if spec.blur_sigma > 0:
+        # A model trained on low-passed images (the FER2013 Training split in ../shared is blurred,
+        # sigma ~0.067 of the side, while PublicTest/PrivateTest are sharp) must see sharp faces
+        # low-passed the same way; the card's input_blur says how much.
+        img = cv2.GaussianBlur(img, (0, 0), spec.blur_sigma * s, borderType=cv2.BORDER_REPLICATE)
     x = img.astype(np.float32) * (1.0 / 255.0)
     x = x[None] if x.ndim == 2 else np.transpose(x, (2, 0, 1))
     if spec.color == "gray" and spec.channels == 3:

@@ -9,6 +9,8 @@ here means what the same number means in the app.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -159,8 +161,12 @@ def load_split_logits(run_dir: str | Path, split: str) -> dict[str, Any]:
 def evaluate_checkpoint(run_dir: str | Path, index_dir: str | Path, checkpoint: str = "best.pt",
                         splits: Sequence[str] = EVAL_SPLITS, batch_size: int = 256, device: str = "auto",
                         data_root: str | Path | None = None, max_samples: int | None = None,
-                        progress: bool = True) -> dict[str, dict[str, Any]]:
-    """Evaluate a run's checkpoint on whole splits of an index and write the split reports."""
+                        progress: bool = True, input_blur: float | None = None) -> dict[str, dict[str, Any]]:
+    """Evaluate a run's checkpoint on whole splits of an index and write the split reports.
+
+    ``input_blur`` overrides the low-pass the model is fed (CropSpec.blur_sigma): a model trained
+    on a blurred Training split is evaluated on sharp val/test images blurred the same way.
+    """
     import torch
 
     from training.data import FERDataset, crop_spec_from_dict, make_crop_spec, stratified_subset
@@ -178,6 +184,8 @@ def evaluate_checkpoint(run_dir: str | Path, index_dir: str | Path, checkpoint: 
     if channels_last:
         model.to(memory_format=torch.channels_last)
     spec = crop_spec_from_dict(ck["crop_spec"]) if ck.get("crop_spec") else make_crop_spec(ck["input_size"], ck["in_chans"])
+    if input_blur is not None:
+        spec = dataclasses.replace(spec, blur_sigma=float(input_blur))
     out = {}
     for split in splits:
         pos = index.positions(split)
@@ -187,7 +195,8 @@ def evaluate_checkpoint(run_dir: str | Path, index_dir: str | Path, checkpoint: 
         logits, positions = predict_logits(model, ds, batch_size, dev, progress=progress,
                                            channels_last=channels_last)
         out[split] = write_split_report(run_dir, split, logits, positions, index, index.classes,
-                                        {"checkpoint": ckpt_path.name, "epoch": ck.get("epoch")})
+                                        {"checkpoint": ckpt_path.name, "epoch": ck.get("epoch"),
+                                         "input_blur": spec.blur_sigma})
         print(f"{split}: n={out[split]['n']} acc={out[split]['accuracy']:.4f} "
               f"macro_f1={out[split]['macro_f1']:.4f} nll={out[split]['nll']:.4f} ece={out[split]['ece']:.4f}")
     return out
@@ -202,12 +211,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default=None, help="data root if it moved since the index was built")
+    p.add_argument("--input-blur", type=float, default=None,
+                   help="Gaussian low-pass of the inputs, sigma as a fraction of the input side (default: the "
+                        "checkpoint's crop spec); 0.067 matches the blurred FER2013 Training split in ../shared")
     p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args: Any) -> int:
     evaluate_checkpoint(args.run_dir, args.index, args.checkpoint, args.splits, args.batch_size, args.device,
-                        args.data)
+                        args.data, input_blur=args.input_blur)
     return 0
 
 

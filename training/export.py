@@ -103,7 +103,7 @@ def parity_check(model: Any, onnx_path: Path, images: Sequence[np.ndarray], spec
 
 def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: float | None = None,
                model_id: str | None = None, images: Sequence[np.ndarray] | None = None,
-               framing: dict[str, Any] | None = None) -> dict[str, Any]:
+               framing: dict[str, Any] | None = None, input_blur: float | None = None) -> dict[str, Any]:
     """Write out_dir/fp32 (and out_dir/fp16) model folders from a run; returns what was written and measured."""
     from training.data import crop_spec_from_dict, make_crop_spec
     from training.models import model_from_checkpoint
@@ -117,6 +117,8 @@ def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: fl
         make_crop_spec(data["input_size"], data["in_chans"])
     if crop_margin is not None:
         spec = CropSpec(**{**spec.__dict__, "crop_margin": float(crop_margin)})
+    if input_blur is not None:
+        spec = CropSpec(**{**spec.__dict__, "blur_sigma": float(input_blur)})
     cal_path = run_dir / "calibration.json"
     if cal_path.is_file():
         calibration = load_calibration(cal_path, classes)
@@ -152,7 +154,7 @@ def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: fl
             mean=list(spec.mean), std=list(spec.std), clahe=spec.clahe, align_eyes=spec.align_eyes,
             crop_margin=spec.crop_margin, backbone=data["backbone"], index_fingerprint=fingerprint or "",
             metrics=metrics, model_id=f"{model_id or run_dir.name}-{precision}", precision=precision,
-            extra={"stem_stride": data.get("stem_stride"), "parity_max_abs_prob_diff": diff,
+            extra={"input_blur": spec.blur_sigma, "stem_stride": data.get("stem_stride"), "parity_max_abs_prob_diff": diff,
                    "parity_images": len(images), "source_run": str(run_dir), "framing": framing,
                    "opset": OPSET},
         )
@@ -199,6 +201,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--crop-margin", type=float, help="live crop margin for the card (default: measured on the "
                                                      "run's validation images with the live detector)")
     p.add_argument("--model-id", help="model id prefix in the card (default: the run folder's name)")
+    p.add_argument("--input-blur", type=float, help="input low-pass recorded in the card (sigma / input side); "
+                                                    "default: the checkpoint's crop spec")
     p.set_defaults(func=run_cli)
 
 
@@ -213,6 +217,6 @@ def run_cli(args: Any) -> int:
             margin = round(framing["margin_median"], 3)
             log.info("measured crop margin %.3f (detection rate %.2f)", margin, framing["detection_rate"])
     report = export_run(run_dir, args.out or run_dir / "export", fp16=args.fp16, crop_margin=margin,
-                        model_id=args.model_id, framing=framing)
+                        model_id=args.model_id, framing=framing, input_blur=args.input_blur)
     print(json.dumps(report, indent=2))
     return 0
