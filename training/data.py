@@ -19,6 +19,8 @@ Why this shape:
 
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import sys
 from dataclasses import asdict, dataclass
@@ -40,7 +42,7 @@ from training.index import CanonicalIndex, decode_csv_pixels, decode_image_bytes
 # ----------------------------------------------------------------------------- preprocessing spec
 
 def make_crop_spec(input_size: int, in_chans: int = 1, clahe: bool = True,
-                   crop_margin: float = DEFAULT_MARGIN) -> CropSpec:
+                   crop_margin: float = DEFAULT_MARGIN, blur_sigma: float = 0.0) -> CropSpec:
     """The CropSpec a model trained here records in its checkpoint (and later its model card).
 
     Gray faces, replicated to ``in_chans`` channels, normalised with mean 0.5 and std 0.5.
@@ -51,7 +53,7 @@ def make_crop_spec(input_size: int, in_chans: int = 1, clahe: bool = True,
         raise ValueError(f"in_chans must be 1 or 3, got {in_chans}")
     return CropSpec(input_size=int(input_size), channels=int(in_chans), color="gray",
                     mean=(0.5,) * in_chans, std=(0.5,) * in_chans, clahe=bool(clahe),
-                    align_eyes=True, crop_margin=float(crop_margin))
+                    align_eyes=True, crop_margin=float(crop_margin), blur_sigma=float(blur_sigma))
 
 
 def crop_spec_to_dict(spec: CropSpec) -> dict[str, Any]:
@@ -190,6 +192,11 @@ def get_store(index: CanonicalIndex, root: str | Path | None = None) -> ImageSto
 
 # ----------------------------------------------------------------------------- dataset
 
+# Splits whose images are already low-passed in ../shared's FER2013 copy (docs/decisions.md): a spec's
+# blur_sigma (the model card's input_blur) is applied to every other split, never to these.
+PRE_BLURRED_SPLITS = ("train",)
+
+
 class FERDataset(Dataset):
     """Rows of a canonical index (one split or given positions) as (tensor, label, position).
 
@@ -202,6 +209,7 @@ class FERDataset(Dataset):
                  seed: int = 0, root: str | Path | None = None, preload: bool = True, progress: bool = False):
         self.index = index
         self.spec = spec
+        self._unblurred = dataclasses.replace(spec, blur_sigma=0.0)
         if positions is None:
             positions = index.positions(split)
         self.positions = np.asarray(positions, dtype=np.int64)
@@ -232,7 +240,10 @@ class FERDataset(Dataset):
         return img
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        x = prepare_face(self.image(i), self.spec)
+        spec = self.spec
+        if spec.blur_sigma > 0 and self.index.splits[self.positions[i]] in PRE_BLURRED_SPLITS:
+            spec = self._unblurred  # these images already carry the low-pass the spec asks for
+        x = prepare_face(self.image(i), spec)
         return torch.from_numpy(x), int(self.labels[i]), int(self.positions[i])
 
 

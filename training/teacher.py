@@ -94,6 +94,9 @@ def add_train_arguments(p: Any) -> None:
     p.add_argument("--pretrained-checkpoint", "--init-checkpoint", dest="pretrained_checkpoint", default=None,
                    help="local checkpoint to initialise from (refused below 60%% parameter match)")
     p.add_argument("--no-clahe", action="store_true", help="train without CLAHE (recorded in the crop spec)")
+    p.add_argument("--input-blur", type=float, default=0.0,
+                   help="Gaussian low-pass (sigma / input side) applied to val/test and live inputs so they match "
+                        "an already-blurred Training split; 0.067 for ../shared's FER2013 (docs/decisions.md)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--webcam-aug", action="store_true", help="add webcam-style noise and blur to the augmentation")
     p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
@@ -238,7 +241,8 @@ def run_training(args: Any, backbone: str, *, role: str = "teacher",
     val_pos = index.positions("val")
     if args.max_eval_samples:
         val_pos = stratified_subset(val_pos, index.labels[val_pos], args.max_eval_samples, 0)
-    spec = make_crop_spec(args.input_size, args.in_chans, clahe=not args.no_clahe)
+    spec = make_crop_spec(args.input_size, args.in_chans, clahe=not args.no_clahe,
+                          blur_sigma=args.input_blur)
     augment = None if args.no_augment else (AugmentConfig.webcam() if args.webcam_aug else AugmentConfig())
     show = rt.is_main and not args.no_progress
     train_ds = FERDataset(index, spec, positions=train_pos, augment=augment, seed=args.seed, root=args.data,
