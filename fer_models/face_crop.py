@@ -95,37 +95,44 @@ def align_and_crop(frame: np.ndarray, box: Sequence[float], landmarks: np.ndarra
     return cv2.warpAffine(frame, m, (out_side, out_side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def _resize(img: np.ndarray, s: int) -> np.ndarray:
+    if img.shape[0] == s and img.shape[1] == s:
+        return img
+    interp = cv2.INTER_AREA if img.shape[0] > s else cv2.INTER_LINEAR
+    return cv2.resize(img, (s, s), interpolation=interp)
+
+
 def prepare_face(face_img: np.ndarray, spec: CropSpec) -> np.ndarray:
-    """CLAHE, resize, colour mode and normalisation of a face crop -> float32 (C, S, S).
+    """(Low-pass,) CLAHE, resize, colour mode and normalisation of a face crop -> float32 (C, S, S).
 
     ``face_img`` is grayscale (H, W) or BGR (H, W, 3) uint8; the tensor is
-    (pixel / 255 - mean) / std, as model_card.json defines it.
+    (pixel / 255 - mean) / std, as model_card.json defines it. With ``blur_sigma`` the face
+    is first resized to the input side and low-passed there, then CLAHE'd: the order in
+    which the blurred Training images of ../shared met CLAHE during training.
     """
     img = np.asarray(face_img)
     if img.dtype != np.uint8:
         raise ValueError(f"face image must be uint8, got {img.dtype}")
-    if spec.color == "gray":
-        if img.ndim == 3:
-            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-        if spec.clahe:
-            img = _clahe().apply(img)
-    else:
-        if img.ndim == 2:
-            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-        if spec.clahe:
-            lab = cv2.cvtColor(img, cv2.COLOR_BGR2LAB)
-            lab[..., 0] = _clahe().apply(np.ascontiguousarray(lab[..., 0]))
-            img = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     s = spec.input_size
-    if img.shape[0] != s or img.shape[1] != s:
-        interp = cv2.INTER_AREA if img.shape[0] > s else cv2.INTER_LINEAR
-        img = cv2.resize(img, (s, s), interpolation=interp)
+    if spec.color == "gray" and img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    elif spec.color == "rgb" and img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if spec.blur_sigma > 0:
         # A model trained on low-passed images (the FER2013 Training split in ../shared is blurred,
         # sigma ~0.067 of the side, while PublicTest/PrivateTest are sharp) must see sharp faces
         # low-passed the same way; the card's input_blur says how much.
-        img = cv2.GaussianBlur(img, (0, 0), spec.blur_sigma * s, borderType=cv2.BORDER_REPLICATE)
+        img = cv2.GaussianBlur(_resize(img, s), (0, 0), spec.blur_sigma * s, borderType=cv2.BORDER_REPLICATE)
+    if spec.clahe:
+        if img.ndim == 2:
+            img = _clahe().apply(img)
+        else:
+            lab = cv2.cvtColor(img, cv2.COLOR_BGR2LAB)
+            lab[..., 0] = _clahe().apply(np.ascontiguousarray(lab[..., 0]))
+            img = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+    if spec.color == "rgb":
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    img = _resize(img, s)
     x = img.astype(np.float32) * (1.0 / 255.0)
     x = x[None] if x.ndim == 2 else np.transpose(x, (2, 0, 1))
     if spec.color == "gray" and spec.channels == 3:
