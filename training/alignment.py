@@ -179,7 +179,7 @@ def require_aligned(softlabel_dir: str | Path, index: CanonicalIndex | str | Pat
 
 def _recompute_teacher(meta: dict[str, Any], index: CanonicalIndex, rows: np.ndarray, checkpoint: str | Path | None,
                        data_root: str | Path | None) -> tuple[np.ndarray, list[str], dict[str, Any]]:
-    from training.data import FERDataset, crop_spec_from_dict, make_crop_spec
+    from training.data import FERDataset, checkpoint_crop_spec
     from training.evaluate import predict_logits
     from training.models import model_from_checkpoint
 
@@ -195,7 +195,7 @@ def _recompute_teacher(meta: dict[str, Any], index: CanonicalIndex, rows: np.nda
         problems.append(f"checkpoint {ckpt} is not the one that produced the soft labels (sha256 "
                         f"{digest[:12]} vs recorded {producer['checkpoint_sha256'][:12]})")
     model, ck = model_from_checkpoint(ckpt, classes=index.classes)
-    spec = crop_spec_from_dict(ck["crop_spec"]) if ck.get("crop_spec") else make_crop_spec(ck["input_size"], ck["in_chans"])
+    spec = checkpoint_crop_spec(ck)
     root = data_root if data_root is not None else producer.get("data_root")
     ds = FERDataset(index, spec, positions=rows, root=root if root and Path(root).exists() else None)
     z, pos = predict_logits(model, ds, batch_size=64)

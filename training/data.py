@@ -68,6 +68,13 @@ def crop_spec_from_dict(d: dict[str, Any]) -> CropSpec:
     return CropSpec(**d)
 
 
+def checkpoint_crop_spec(ck: dict[str, Any]) -> CropSpec:
+    """The CropSpec a checkpoint was trained with (older checkpoints without one: the defaults)."""
+    if ck.get("crop_spec"):
+        return crop_spec_from_dict(ck["crop_spec"])
+    return make_crop_spec(ck["input_size"], ck["in_chans"])
+
+
 # ----------------------------------------------------------------------------- augmentation
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ def evaluate_checkpoint(run_dir: str | Path, index_dir: str | Path, checkpoint: 
     """
     import torch
 
-    from training.data import FERDataset, crop_spec_from_dict, make_crop_spec, stratified_subset
+    from training.data import FERDataset, checkpoint_crop_spec, stratified_subset
     from training.index import load_index
     from training.models import model_from_checkpoint
     from training.runtime import pick_device
@@ -183,7 +183,7 @@ def evaluate_checkpoint(run_dir: str | Path, index_dir: str | Path, checkpoint: 
     channels_last = conv_backbone(ck["backbone"])
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    spec = crop_spec_from_dict(ck["crop_spec"]) if ck.get("crop_spec") else make_crop_spec(ck["input_size"], ck["in_chans"])
+    spec = checkpoint_crop_spec(ck)
     if input_blur is not None:
         spec = dataclasses.replace(spec, blur_sigma=float(input_blur))
     out = {}

@@ -105,7 +105,7 @@ def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: fl
                model_id: str | None = None, images: Sequence[np.ndarray] | None = None,
                framing: dict[str, Any] | None = None, input_blur: float | None = None) -> dict[str, Any]:
     """Write out_dir/fp32 (and out_dir/fp16) model folders from a run; returns what was written and measured."""
-    from training.data import crop_spec_from_dict, make_crop_spec
+    from training.data import checkpoint_crop_spec
     from training.models import model_from_checkpoint
 
     run_dir = Path(run_dir)
@@ -113,8 +113,7 @@ def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: fl
     model, data = model_from_checkpoint(ckpt)
     classes = list(data["classes"])
     args = _read_json_or_empty(run_dir / "args.json")
-    spec = crop_spec_from_dict(data["crop_spec"]) if data.get("crop_spec") else \
-        make_crop_spec(data["input_size"], data["in_chans"])
+    spec = checkpoint_crop_spec(data)
     if crop_margin is not None:
         spec = CropSpec(**{**spec.__dict__, "crop_margin": float(crop_margin)})
     if input_blur is not None:

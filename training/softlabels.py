@@ -132,7 +132,7 @@ def export_softlabels(run_dir: str | Path, index_dir: str | Path, out: str | Pat
     import torch
 
     from training.alignment import check_alignment
-    from training.data import FERDataset, crop_spec_from_dict, make_crop_spec
+    from training.data import FERDataset, checkpoint_crop_spec
     from training.evaluate import conv_backbone, predict_logits
     from training.index import load_index
     from training.models import model_from_checkpoint
@@ -147,7 +147,7 @@ def export_softlabels(run_dir: str | Path, index_dir: str | Path, out: str | Pat
     cl = conv_backbone(ck["backbone"])
     if cl:
         model.to(memory_format=torch.channels_last)
-    spec = crop_spec_from_dict(ck["crop_spec"]) if ck.get("crop_spec") else make_crop_spec(ck["input_size"], ck["in_chans"])
+    spec = checkpoint_crop_spec(ck)
     ds = FERDataset(index, spec, root=data_root, progress=progress)
     logits, pos = predict_logits(model, ds, batch_size, dev, progress=progress, channels_last=cl)
     if not np.array_equal(pos, np.arange(len(index))):
