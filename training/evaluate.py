@@ -158,6 +158,27 @@ def load_split_logits(run_dir: str | Path, split: str) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- CLI
 
+def load_for_inference(run_dir: Path, checkpoint: str | Path, classes: Sequence[str], device: str = "auto"
+                       ) -> tuple[Any, dict[str, Any], Path, Any, bool]:
+    """A run's checkpoint rebuilt on the chosen device (channels-last for conv nets), classes checked.
+
+    Returns (model, checkpoint dict, checkpoint path, device, channels_last).
+    """
+    import torch
+
+    from training.models import model_from_checkpoint
+    from training.runtime import pick_device
+
+    ckpt_path = Path(checkpoint) if Path(checkpoint).is_absolute() else Path(run_dir) / checkpoint
+    model, ck = model_from_checkpoint(ckpt_path, classes=classes)
+    dev = pick_device(device)
+    model.to(dev)
+    channels_last = conv_backbone(ck["backbone"])
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model, ck, ckpt_path, dev, channels_last
+
+
 def evaluate_checkpoint(run_dir: str | Path, index_dir: str | Path, checkpoint: str = "best.pt",
                         splits: Sequence[str] = EVAL_SPLITS, batch_size: int = 256, device: str = "auto",
                         data_root: str | Path | None = None, max_samples: int | None = None,
@@ -167,22 +188,12 @@ def evaluate_checkpoint(run_dir: str | Path, index_dir: str | Path, checkpoint: 
     ``input_blur`` overrides the low-pass the model is fed (CropSpec.blur_sigma): a model trained
     on a blurred Training split is evaluated on sharp val/test images blurred the same way.
     """
-    import torch
-
     from training.data import FERDataset, checkpoint_crop_spec, stratified_subset
     from training.index import load_index
-    from training.models import model_from_checkpoint
-    from training.runtime import pick_device
 
     run_dir = Path(run_dir)
     index = load_index(index_dir)
-    ckpt_path = Path(checkpoint) if Path(checkpoint).is_absolute() else run_dir / checkpoint
-    model, ck = model_from_checkpoint(ckpt_path, classes=index.classes)
-    dev = pick_device(device)
-    model.to(dev)
-    channels_last = conv_backbone(ck["backbone"])
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    model, ck, ckpt_path, dev, channels_last = load_for_inference(run_dir, checkpoint, index.classes, device)
     spec = checkpoint_crop_spec(ck)
     if input_blur is not None:
         spec = dataclasses.replace(spec, blur_sigma=float(input_blur))

@@ -129,24 +129,14 @@ def export_softlabels(run_dir: str | Path, index_dir: str | Path, out: str | Pat
     The folder goes to ``out`` (or ``RUN_DIR/softlabels``) under ``<index>-<fp8>``; the
     alignment diagnostic (recomputing ``diagnostic_rows`` random rows) runs right away.
     """
-    import torch
-
     from training.alignment import check_alignment
     from training.data import FERDataset, checkpoint_crop_spec
-    from training.evaluate import conv_backbone, predict_logits
+    from training.evaluate import load_for_inference, predict_logits
     from training.index import load_index
-    from training.models import model_from_checkpoint
-    from training.runtime import pick_device
 
     run_dir = Path(run_dir)
     index = load_index(index_dir)
-    ckpt = Path(checkpoint) if Path(checkpoint).is_absolute() else run_dir / checkpoint
-    model, ck = model_from_checkpoint(ckpt, classes=index.classes)
-    dev = pick_device(device)
-    model.to(dev)
-    cl = conv_backbone(ck["backbone"])
-    if cl:
-        model.to(memory_format=torch.channels_last)
+    model, ck, ckpt, dev, cl = load_for_inference(run_dir, checkpoint, index.classes, device)
     spec = checkpoint_crop_spec(ck)
     ds = FERDataset(index, spec, root=data_root, progress=progress)
     logits, pos = predict_logits(model, ds, batch_size, dev, progress=progress, channels_last=cl)
