@@ -120,7 +120,7 @@ def prepare_face(face_img: np.ndarray, spec: CropSpec) -> np.ndarray:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if spec.blur_sigma > 0:
         # A model trained on low-passed images (the FER2013 Training split in ../shared is blurred,
-        # sigma ~0.067 of the side, while PublicTest/PrivateTest are sharp) must see sharp faces
+        # sigma ~0.06 of the side, while PublicTest/PrivateTest are sharp) must see sharp faces
         # low-passed the same way; the card's input_blur says how much.
         img = cv2.GaussianBlur(_resize(img, s), (0, 0), spec.blur_sigma * s, borderType=cv2.BORDER_REPLICATE)
     if spec.clahe:

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from fer_models.classes import FER7, UNSTABLE, canonical_class_name
+from fer_models.session_log import CsvLogWriter
 
 SCORE_KEYS = ("accuracy", "macro_f1", "jitter_per_min", "time_to_lock_ms_median", "lock_rate",
               "n_scored_frames", "n_segments")
@@ -138,8 +139,6 @@ DEMO_SUMMARY_COLUMNS = ("scored_at", "session", "per_frame_csv", "model_id", "al
 
 def append_demo_summary(path, row: dict) -> None:
     """Append one scored session to demo_results_summary.csv (header written once, columns fixed)."""
-    from fer_models.session_log import CsvLogWriter
-
     unknown = set(row) - set(DEMO_SUMMARY_COLUMNS)
     if unknown:
         raise KeyError(f"unknown summary columns {sorted(unknown)}")

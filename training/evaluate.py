@@ -224,7 +224,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--data", default=None, help="data root if it moved since the index was built")
     p.add_argument("--input-blur", type=float, default=None,
                    help="Gaussian low-pass of the inputs, sigma as a fraction of the input side (default: the "
-                        "checkpoint's crop spec); 0.067 matches the blurred FER2013 Training split in ../shared")
+                        "checkpoint's crop spec); 0.06 matches the blurred FER2013 Training split in ../shared")
     p.set_defaults(func=_run_cli)
 
 

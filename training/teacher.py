@@ -96,7 +96,7 @@ def add_train_arguments(p: Any) -> None:
     p.add_argument("--no-clahe", action="store_true", help="train without CLAHE (recorded in the crop spec)")
     p.add_argument("--input-blur", type=float, default=0.0,
                    help="Gaussian low-pass (sigma / input side) applied to val/test and live inputs so they match "
-                        "an already-blurred Training split; 0.067 for ../shared's FER2013 (docs/decisions.md)")
+                        "an already-blurred Training split; 0.06 for ../shared's FER2013 (docs/decisions.md)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--webcam-aug", action="store_true", help="add webcam-style noise and blur to the augmentation")
     p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
