@@ -55,14 +55,14 @@ students)
   ( student none 1337; student none 2025; student none 42 ) &
   wait
   ;;
-students-kd)  # KD seeds (not run on 2026-11-27: no CPU time left in the session)
+students-kd)  # KD seeds, run after the DKD and baseline seeds
   mkdir -p runs/students
   ( student kd 1337; student kd 42 ) &
   ( student kd 2025 ) &
   wait
   ;;
 report)
-  $FT aggregate runs/students/*_s* --out runs/results_summary_students.csv --compare ft2-dkd-ens3 ft2-none-ens3
+  $FT aggregate runs/students/*_s*[0-9] --out runs/results_summary_students.csv --compare ft2-dkd-ens3 ft2-none-ens3
   $FT report runs/teacher_resnet18_32 runs/teacher_resnet50_32 runs/mnv3_ce_48_s1337 runs/ensemble_cpu3
   $FT report runs/students/*_s?*[0-9]
   ;;
