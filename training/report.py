@@ -9,10 +9,10 @@ val and test (T fitted on val); that file is the one required input.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from fer_models.classes import read_json
 from fer_models.errors import ArtifactError
 
 COLUMNS = ("run", "model", "input px", "epochs", "wall min", "val acc", "val macro-F1", "test acc",
@@ -24,10 +24,7 @@ def _read(path: Path, required: bool) -> dict[str, Any]:
         if required:
             raise ArtifactError(path, "missing; run `fer-train calibrate` on this folder first")
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(path, f"not valid JSON ({exc})") from exc
+    data = read_json(path)
     if not isinstance(data, dict):
         raise ArtifactError(path, "expected a JSON object")
     return data

@@ -25,7 +25,7 @@ case "${1:?stage}" in
 teachers)
   [ -f $IDX/index.csv ] || $FT index --data ../shared/data/fer2013 --out $IDX
   # 32 px: the Training split is blurred (sigma ~3.2 px at 48 px), so 32 px keeps what it holds;
-  # on this CPU small maps cost per-op overhead, not FLOPs (ResNet18: 140 s/epoch at 24 and 32 px, 346 s at 48).
+  # on this CPU small maps cost per-op overhead, not FLOPs (ResNet18, 2 threads: ~0.63 s per step at 24 and 32 px, 1.55 s at 48).
   $FT teacher --index $IDX --backbone resnet18 --out runs/teacher_resnet18_32 --epochs 12 --input-size 32 \
       --lr 2e-3 --warmup-epochs 1 --label-smoothing 0.1 --seed 1337 "${COMMON[@]}" > runs/teacher_resnet18_32.log 2>&1 &
   $FT teacher --index $IDX --backbone resnet50 --out runs/teacher_resnet50_32 --epochs 6 --input-size 32 \
@@ -33,6 +33,8 @@ teachers)
   wait
   # the third teacher is the 16-epoch MobileNetV3-Large 48 px run of the bundled interim model
   # (docs/results.md); it predates --input-blur, so its checkpoint is copied with the low-pass it needs.
+  [ -f runs/mnv3_ce_48_s1337/best.pt ] || { echo "runs/mnv3_ce_48_s1337/best.pt missing: train it with the" \
+      "'Bundled default model' commands of docs/results.md first" >&2; exit 2; }
   python - <<'PY'
 import torch
 ck = torch.load("runs/mnv3_ce_48_s1337/best.pt", map_location="cpu", weights_only=False)
@@ -64,7 +66,7 @@ students-kd)  # KD seeds, run after the DKD and baseline seeds
 report)
   $FT aggregate runs/students/*_s*[0-9] --out runs/results_summary_students.csv --compare ft2-dkd-ens3 ft2-none-ens3
   $FT report runs/teacher_resnet18_32 runs/teacher_resnet50_32 runs/mnv3_ce_48_s1337 runs/ensemble_cpu3
-  $FT report runs/students/*_s?*[0-9]
+  $FT report runs/students/*_s*[0-9]
   ;;
 final)
   # the configuration with the best mean VAL accuracy, and its best-val seed, is exported (never chosen on test)
