@@ -19,11 +19,9 @@ Why this shape:
 
 from __future__ import annotations
 
-import dataclasses
-
 import csv
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -216,7 +214,7 @@ class FERDataset(Dataset):
                  seed: int = 0, root: str | Path | None = None, preload: bool = True, progress: bool = False):
         self.index = index
         self.spec = spec
-        self._unblurred = dataclasses.replace(spec, blur_sigma=0.0)
+        self._unblurred = replace(spec, blur_sigma=0.0)
         if positions is None:
             positions = index.positions(split)
         self.positions = np.asarray(positions, dtype=np.int64)

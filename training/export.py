@@ -8,6 +8,7 @@ own framing (fer_models.framing), so the app frames faces as training did.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -115,9 +116,9 @@ def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: fl
     args = _read_json_or_empty(run_dir / "args.json")
     spec = checkpoint_crop_spec(data)
     if crop_margin is not None:
-        spec = CropSpec(**{**spec.__dict__, "crop_margin": float(crop_margin)})
+        spec = dataclasses.replace(spec, crop_margin=float(crop_margin))
     if input_blur is not None:
-        spec = CropSpec(**{**spec.__dict__, "blur_sigma": float(input_blur)})
+        spec = dataclasses.replace(spec, blur_sigma=float(input_blur))
     cal_path = run_dir / "calibration.json"
     if cal_path.is_file():
         calibration = load_calibration(cal_path, classes)
