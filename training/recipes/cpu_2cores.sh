@@ -25,7 +25,7 @@ case "${1:?stage}" in
 teachers)
   [ -f $IDX/index.csv ] || $FT index --data ../shared/data/fer2013 --out $IDX
   # 32 px: the Training split is blurred (sigma ~3.2 px at 48 px), so 32 px keeps what it holds;
-  # on this CPU small maps cost per-op overhead, not FLOPs (ResNet18, 2 threads: ~0.63 s per step at 24 and 32 px, 1.55 s at 48).
+  # on this CPU small maps cost per-op overhead, not FLOPs (benchmarks/train_step_cost.py: ResNet18 0.63 s per step at 32 px, 1.27 s at 48).
   $FT teacher --index $IDX --backbone resnet18 --out runs/teacher_resnet18_32 --epochs 12 --input-size 32 \
       --lr 2e-3 --warmup-epochs 1 --label-smoothing 0.1 --seed 1337 "${COMMON[@]}" > runs/teacher_resnet18_32.log 2>&1 &
   $FT teacher --index $IDX --backbone resnet50 --out runs/teacher_resnet50_32 --epochs 6 --input-size 32 \
