@@ -173,3 +173,29 @@ def test_diagnostic_recomputes_rows_from_checkpoint(mini_index, tmp_path):
     assert any("recomputed rows differ" in p and mini_index.sample_ids[10] in p for p in res["problems"])
     with pytest.raises(ArtifactError, match="diagnostic failed"):
         require_aligned(folder, mini_index)
+
+
+def test_softlabels_input_blur_is_recorded_and_used_by_the_diagnostic(mini_index, tmp_path):
+    """--input-blur changes the val/test rows, is written to alignment.json, and the diagnostic feeds it back."""
+    from training.data import crop_spec_to_dict, make_crop_spec
+    from training.models import checkpoint_payload, create_model, save_checkpoint
+    from training.softlabels import export_softlabels
+
+    model = create_model("resnet18", 7, 1, 32).eval()
+    save_checkpoint(tmp_path / "run" / "best.pt", checkpoint_payload(
+        model, backbone="resnet18", classes=mini_index.classes, input_size=32, in_chans=1, stem_stride=4,
+        crop_spec=crop_spec_to_dict(make_crop_spec(32))))
+    sharp = export_softlabels(tmp_path / "run", mini_index.path, out=tmp_path / "sharp", device="cpu",
+                              diagnostic_rows=56, progress=False)
+    blurred = export_softlabels(tmp_path / "run", mini_index.path, out=tmp_path / "blur", device="cpu",
+                                diagnostic_rows=56, progress=False, input_blur=0.06)
+    meta = json.loads((blurred / "alignment.json").read_text())
+    assert meta["producer"]["input_blur"] == pytest.approx(0.06) and meta["diagnostic"]["status"] == "passed"
+    a, b = load_npz(sharp / "softlabels.npz")["logits"], load_npz(blurred / "softlabels.npz")["logits"]
+    train = np.isin(np.arange(len(mini_index)), mini_index.positions("train"))
+    assert np.allclose(a[train], b[train], atol=1e-5)  # Training rows are pre-blurred: never low-passed again
+    assert not np.allclose(a[~train], b[~train], atol=1e-3)
+    meta["producer"]["input_blur"] = 0.0  # a diagnostic that ignored the recorded blur would pass this
+    (blurred / "alignment.json").write_text(json.dumps(meta))
+    res = check_alignment(blurred, mini_index, n_rows=len(mini_index))
+    assert res["status"] == "failed" and any("recomputed rows differ" in p for p in res["problems"])

@@ -11,14 +11,14 @@ COMMON=(--batch-size 128 --weight-decay 0.05 --clip-grad 5 --input-blur 0.06 --t
 
 # every student starts from the same 16-epoch CE MobileNetV3 checkpoint and trains 2 more epochs;
 # only the objective and the seed differ (a from-scratch 20-epoch student is ~1 h per run here).
-student() {  # method seed
-  local extra=()
+student() {  # method seed [epochs lr warmup]
+  local extra=() ep=${3:-2} lr=${4:-5e-4} wu=${5:-0.1}
   [ "$1" = none ] || extra=(--teacher runs/ensemble_cpu3)
   [ "$1" = dkd ] && extra+=(--dkd-warmup-epochs 1)
-  $FT student --distill "$1" "${extra[@]}" --config-name "ft2-$1-ens3" --index $IDX \
-      --out "runs/students/ft2-$1-ens3_s$2" --epochs 2 --input-size 48 --lr 5e-4 --warmup-epochs 0.1 \
+  $FT student --distill "$1" "${extra[@]}" --config-name "ft$ep-$1-ens3" --index $IDX \
+      --out "runs/students/ft$ep-$1-ens3_s$2" --epochs "$ep" --input-size 48 --lr "$lr" --warmup-epochs "$wu" \
       --init-checkpoint runs/mnv3_ce_48_s1337/best.pt --seed "$2" "${COMMON[@]}" \
-      > "runs/students/ft2-$1-ens3_s$2.log" 2>&1
+      > "runs/students/ft$ep-$1-ens3_s$2.log" 2>&1
 }
 
 case "${1:?stage}" in
@@ -32,20 +32,14 @@ teachers)
       --lr 2e-3 --warmup-epochs 1 --label-smoothing 0.1 --seed 1337 "${COMMON[@]}" > runs/teacher_resnet50_32.log 2>&1 &
   wait
   # the third teacher is the 16-epoch MobileNetV3-Large 48 px run of the bundled interim model
-  # (docs/results.md); it predates --input-blur, so its checkpoint is copied with the low-pass it needs.
+  # (docs/results.md); it predates --input-blur, so `targets` passes the low-pass to softlabels.
   [ -f runs/mnv3_ce_48_s1337/best.pt ] || { echo "runs/mnv3_ce_48_s1337/best.pt missing: train it with the" \
       "'Bundled default model' commands of docs/results.md first" >&2; exit 2; }
-  python - <<'PY'
-import torch
-ck = torch.load("runs/mnv3_ce_48_s1337/best.pt", map_location="cpu", weights_only=False)
-ck["crop_spec"] = {**ck["crop_spec"], "blur_sigma": 0.06}
-torch.save(ck, "runs/mnv3_ce_48_s1337/best_blur006.pt")
-PY
   ;;
 targets)
   $FT softlabels runs/teacher_resnet18_32 --index $IDX
   $FT softlabels runs/teacher_resnet50_32 --index $IDX
-  $FT softlabels runs/mnv3_ce_48_s1337 --index $IDX --checkpoint best_blur006.pt
+  $FT softlabels runs/mnv3_ce_48_s1337 --index $IDX --input-blur 0.06
   for d in runs/teacher_resnet18_32 runs/teacher_resnet50_32 runs/mnv3_ce_48_s1337; do
     $FT check-alignment $d/softlabels/fer2013-* --index $IDX
   done
@@ -61,6 +55,12 @@ students-kd)  # KD seeds, run after the DKD and baseline seeds
   mkdir -p runs/students
   ( student kd 1337; student kd 42 ) &
   ( student kd 2025 ) &
+  wait
+  ;;
+students-ft6)  # the longer fine-tune: 6 epochs, warm restart at lr 1e-3 (session 3)
+  mkdir -p runs/students
+  ( student dkd 1337 6 1e-3 0.3; student dkd 2025 6 1e-3 0.3; student dkd 42 6 1e-3 0.3 ) &
+  ( student none 1337 6 1e-3 0.3; student none 2025 6 1e-3 0.3; student none 42 6 1e-3 0.3 ) &
   wait
   ;;
 report)
