@@ -156,7 +156,7 @@ def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: fl
             metrics=metrics, model_id=f"{model_id or run_dir.name}-{precision}", precision=precision,
             extra={"input_blur": spec.blur_sigma, "stem_stride": data.get("stem_stride"), "parity_max_abs_prob_diff": diff,
                    "parity_images": len(images), "source_run": str(run_dir), "framing": framing,
-                   "opset": OPSET},
+                   "opset": OPSET, "training": training_summary(args, data)},
         )
         save_model_card(folder, card)
         save_calibration(folder, calibration)
@@ -165,6 +165,19 @@ def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: fl
                                         "size_bytes": onnx_path.stat().st_size}
         log.info("%s: %s export, parity max |dp| %.2e over %d images", folder, precision, diff, len(images))
     return report
+
+
+def training_summary(args: dict[str, Any], ckpt: dict[str, Any]) -> dict[str, Any]:
+    """How the exported model was trained, for the model card: a shipped file must say whether it was
+    distilled and from what, without the run folder (which stays out of git)."""
+    keys = ("command", "config", "distill", "alpha", "beta", "temperature", "teacher", "epochs", "lr",
+            "seed", "label_smoothing", "pretrained_checkpoint")
+    out = {k: args[k] for k in keys if args.get(k) is not None}
+    out["epoch_of_checkpoint"] = ckpt.get("epoch")
+    if out.get("distill") == "none":  # a baseline has no teacher, whatever was passed
+        for k in ("alpha", "beta", "temperature", "teacher"):
+            out.pop(k, None)
+    return out
 
 
 def _read_json_or_empty(path: Path) -> dict[str, Any]:

@@ -30,6 +30,12 @@ def card_html(model: FerModel) -> str:
                  f"CLAHE {'on' if c.clahe else 'off'}"),
         ("Calibration T", f"{cal.temperature:.3f}"),
     ]
+    blur = c.extra.get("input_blur") or 0.0
+    if blur:
+        rows.append(("Input low-pass", f"Gaussian sigma {blur:.3f} of the side (matches the training images)"))
+    trained = training_line(c.extra.get("training"))
+    if trained:
+        rows.append(("Trained", trained))
     if cal.per_class_temperature is not None:
         rows.append(("Per-class T", _fmt_vec(cal.per_class_temperature)))
     if cal.thresholds is not None:
@@ -55,6 +61,31 @@ def card_html(model: FerModel) -> str:
     else:
         out.append("<p style='color:#9aa0a6'>The card lists no metrics.</p>")
     return "".join(out)
+
+
+def training_line(t: object) -> str:
+    """One line on how the model was trained (the card's ``training`` entry), or '' if the card has none."""
+    if not isinstance(t, dict) or not t:
+        return ""
+    method = t.get("distill")
+    if method in ("kd", "dkd"):
+        params = ", ".join(f"{k} {t[k]:g}" for k in ("alpha", "beta", "temperature")
+                           if isinstance(t.get(k), (int, float)))
+        teachers = t.get("teacher") or []
+        src = ", ".join(str(x).rstrip("/").split("/")[-1] for x in teachers) if isinstance(teachers, list) else ""
+        head = f"{method.upper()} ({params})" + (f" from {src}" if src else "")
+    elif method == "none":
+        head = "no distillation (cross-entropy)"
+    else:
+        head = str(t.get("command") or "trained")
+    bits = [head]
+    if t.get("epochs") is not None:
+        bits.append(f"{t['epochs']} epochs")
+    if t.get("pretrained_checkpoint"):
+        bits.append("fine-tuned from " + str(t["pretrained_checkpoint"]))
+    if t.get("seed") is not None:
+        bits.append(f"seed {t['seed']}")
+    return ", ".join(bits)
 
 
 def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:

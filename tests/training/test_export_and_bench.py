@@ -47,6 +47,16 @@ def test_export_writes_loadable_fp32_and_fp16_folders(run_dir, faces, tmp_path):
     assert report["folders"]["fp16"]["size_bytes"] < 0.6 * report["folders"]["fp32"]["size_bytes"]
 
 
+def test_model_card_says_how_the_model_was_trained():
+    dkd = {"command": "student", "config": "ft6-dkd-ens3", "distill": "dkd", "alpha": 0.5, "beta": 4.0,
+           "temperature": 2.0, "teacher": ["runs/ensemble_cpu3"], "epochs": 6, "seed": 42, "threads": 1}
+    out = export_mod.training_summary(dkd, {"epoch": 5})
+    assert out["distill"] == "dkd" and out["beta"] == 4.0 and out["teacher"] == ["runs/ensemble_cpu3"]
+    assert out["epoch_of_checkpoint"] == 5 and "threads" not in out
+    base = export_mod.training_summary({**dkd, "distill": "none", "config": "ft6-none-ens3"}, {"epoch": 4})
+    assert base["distill"] == "none" and not {"teacher", "alpha", "beta", "temperature"} & set(base)
+
+
 def test_parity_failure_is_refused(run_dir, faces, tmp_path, monkeypatch):
     monkeypatch.setitem(export_mod.PARITY_TOLERANCE, "fp16", 0.0)
     with pytest.raises(ArtifactError, match="ONNX and torch disagree"):
