@@ -82,7 +82,12 @@ def paired_bootstrap(preds_a: Sequence[np.ndarray], preds_b: Sequence[np.ndarray
 
 
 def aggregate(run_dirs: Sequence[Path], out_csv: Path, n_boot: int = 1000,
-              compare: tuple[str, str] | None = None) -> dict[str, Any]:
+              compare: tuple[str, str] | Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """Rows per run, per configuration and per compared pair; written to ``out_csv`` and returned.
+
+    ``compare`` is one (A, B) pair or a list of them; ``result["paired"]`` holds the first pair's
+    comparison and ``result["paired_all"]`` every pair's, keyed ``"A - B"``.
+    """
     runs = [load_run(Path(d)) for d in run_dirs]
     if not runs:
         raise ArtifactError(None, "no runs to aggregate")
@@ -114,8 +119,9 @@ def aggregate(run_dirs: Sequence[Path], out_csv: Path, n_boot: int = 1000,
                "note": f"bootstrap {n_boot} resamples of {len(labels)} test images"}
         rows.append(row)
         result["configs"][name] = row
-    if compare:
-        a, b = compare
+    pairs = [tuple(compare)] if compare and isinstance(compare[0], str) else [tuple(p) for p in compare or []]
+    result["paired_all"] = {}
+    for a, b in pairs:
         for c in (a, b):
             if c not in configs:
                 raise ArtifactError(None, f"configuration {c!r} not among {sorted(configs)}")
@@ -123,7 +129,8 @@ def aggregate(run_dirs: Sequence[Path], out_csv: Path, n_boot: int = 1000,
         rows.append({"row_type": "paired", "config": f"{a} - {b}", "test_accuracy": pb["diff_mean"],
                      "test_accuracy_ci_low": pb["ci_low"], "test_accuracy_ci_high": pb["ci_high"],
                      "note": f"paired bootstrap; P(diff <= 0) = {pb['p_a_not_better']:.4f}"})
-        result["paired"] = pb
+        result.setdefault("paired", pb)
+        result["paired_all"][f"{a} - {b}"] = pb
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with open(out_csv, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, SUMMARY_COLUMNS)
@@ -139,18 +146,20 @@ def add_parser(sub: Any) -> None:
     p.add_argument("run_dirs", type=Path, nargs="+", help="evaluated runs (logits_test.npz inside)")
     p.add_argument("--out", type=Path, default=Path("results_summary_students.csv"))
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    p.add_argument("--compare", nargs=2, metavar=("CONFIG_A", "CONFIG_B"), help="paired bootstrap A - B")
+    p.add_argument("--compare", nargs=2, action="append", metavar=("CONFIG_A", "CONFIG_B"),
+                   help="paired bootstrap A - B (repeat for more pairs)")
     p.set_defaults(func=run_cli)
 
 
 def run_cli(args: Any) -> int:
-    res = aggregate(args.run_dirs, args.out, args.bootstrap, tuple(args.compare) if args.compare else None)
+    res = aggregate(args.run_dirs, args.out, args.bootstrap, [tuple(p) for p in args.compare or []])
     for name, row in res["configs"].items():
         std = row["test_accuracy_std"]
         print(f"{name}: n={row['n_runs']} test acc {row['test_accuracy']:.4f}"
               f"{'' if std is None else f' +- {std:.4f}'} (95% CI {row['test_accuracy_ci_low']:.4f}-"
               f"{row['test_accuracy_ci_high']:.4f}), macro-F1 {row['test_macro_f1']:.4f}")
-    if "paired" in res:
-        print(f"paired: {res['paired']}")
+    for pair, pb in res["paired_all"].items():
+        print(f"paired {pair}: {pb['diff_mean']:+.4f} (95% {pb['ci_low']:+.4f} to {pb['ci_high']:+.4f}), "
+              f"P(A not better) {pb['p_a_not_better']:.2f}")
     print(f"-> {args.out}")
     return 0

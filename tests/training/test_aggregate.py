@@ -50,6 +50,20 @@ def test_mean_std_interval_and_rows(tmp_path):
     assert {r["seed"] for r in rows if r["row_type"] == "run"} == {"1337", "2025", "42"}
 
 
+def test_several_pairs_from_the_cli(tmp_path, capsys):
+    from training.cli import main
+
+    runs = [make_run(tmp_path, f"{c}_s{s}", c, s, n) for c, n in (("dkd", 7), ("kd", 6), ("ce", 5)) for s in (1, 2)]
+    out = tmp_path / "summary.csv"
+    assert main(["aggregate", *map(str, runs), "--out", str(out), "--bootstrap", "50",
+                 "--compare", "dkd", "ce", "--compare", "kd", "ce"]) == 0
+    with open(out, newline="") as fh:
+        paired = [r for r in csv.DictReader(fh) if r["row_type"] == "paired"]
+    assert [r["config"] for r in paired] == ["dkd - ce", "kd - ce"]
+    assert [float(r["test_accuracy"]) for r in paired] == pytest.approx([0.2, 0.1])
+    assert "paired kd - ce: +0.1000" in capsys.readouterr().out
+
+
 def test_paired_bootstrap_of_identical_configs_is_zero():
     preds = [LABELS.copy()]
     pb = paired_bootstrap(preds, preds, LABELS, n_boot=50)

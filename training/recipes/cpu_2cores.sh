@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The exact runs behind docs/results.md, on a 2-core CPU without a GPU (2026-11-27).
-# Usage: training/recipes/cpu_2cores.sh STAGE   (teachers | targets | students | report | final)
+# Usage: training/recipes/cpu_2cores.sh STAGE   (teachers | targets | students | students-kd | students-ft6 |
+#                                                report | final | install RUN)
 # Each stage is resumable: training runs checkpoint every epoch (re-run with --resume).
 # Two processes with one thread each use the two cores better than one with two.
 set -euo pipefail
@@ -64,18 +65,21 @@ students-ft6)  # the longer fine-tune: 6 epochs, warm restart at lr 1e-3 (sessio
   wait
   ;;
 report)
-  $FT aggregate runs/students/*_s*[0-9] --out runs/results_summary_students.csv --compare ft2-dkd-ens3 ft2-none-ens3
+  $FT aggregate runs/students/*_s*[0-9] --out runs/results_summary_students.csv --compare ft2-dkd-ens3 ft2-none-ens3 \
+      --compare ft6-dkd-ens3 ft6-none-ens3 --compare ft6-dkd-ens3 ft2-dkd-ens3
   $FT report runs/teacher_resnet18_32 runs/teacher_resnet50_32 runs/mnv3_ce_48_s1337 runs/ensemble_cpu3
   $FT report runs/students/*_s*[0-9]
   ;;
 final)
-  # the configuration with the best mean VAL accuracy, and its best-val seed, is exported (never chosen on test)
+  # the distilled (KD/DKD) configuration with the best mean VAL accuracy, and its best-val seed, is exported
+  # (never chosen on test); the no-distillation baseline is reported beside it, not shipped
   best=$(python - <<'PY'
 import collections, glob, json, statistics
 by = collections.defaultdict(list)
 for r in sorted(glob.glob("runs/students/*_s*[0-9]")):
-    cfg = json.load(open(f"{r}/args.json"))["config"]
-    by[cfg].append((json.load(open(f"{r}/metrics_val.json"))["accuracy"], r))
+    args = json.load(open(f"{r}/args.json"))
+    if args["distill"] in ("kd", "dkd"):
+        by[args["config"]].append((json.load(open(f"{r}/metrics_val.json"))["accuracy"], r))
 cfg = max(by, key=lambda c: statistics.mean(v for v, _ in by[c]))
 print(max(by[cfg])[1])
 PY
@@ -83,6 +87,11 @@ PY
   echo "chosen on val: $best"
   $FT export "$best" --fp16 --input-blur 0.06 --model-id "mnv3-48-$(basename "$best")"
   $FT bench "$best/export/fp32" "$best/export/fp16" --batch 1 32 --csv runs/latency.csv
+  ;;
+install)  # the app's default model: the FP16 folder of the run `final` chose
+  src=${2:?run folder chosen by final}/export/fp16
+  rm -rf resources/models/default && mkdir -p resources/models/default
+  cp "$src"/model.onnx "$src"/model_card.json "$src"/calibration.json "$src"/classes.json resources/models/default/
   ;;
 *) echo "unknown stage $1" >&2; exit 2 ;;
 esac
