@@ -21,7 +21,7 @@ from fer_models.errors import FerError
 # name of the module under ``training`` that defines add_parser(subparsers); order = help order
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "index", "teacher", "evaluate", "softlabels", "alignment", "calibrate", "ensemble",
-    "student", "export", "bench", "aggregate", "report",  # issue 4
+    "student", "export", "check_model", "bench", "aggregate", "report",  # issue 4
 )
 
 

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The exact runs behind docs/results.md, on a 2-core CPU without a GPU (2026-11-27).
 # Usage: training/recipes/cpu_2cores.sh STAGE   (teachers | targets | students | students-kd | students-ft6 |
-#                                                students-ft6-kd |
 #                                                report | final | install RUN)
 # Each stage is resumable: training runs checkpoint every epoch (re-run with --resume).
 # Two processes with one thread each use the two cores better than one with two.
@@ -65,15 +64,9 @@ students-ft6)  # the longer fine-tune: 6 epochs, warm restart at lr 1e-3 (sessio
   ( student none 1337 6 1e-3 0.3; student none 2025 6 1e-3 0.3; student none 42 6 1e-3 0.3 ) &
   wait
   ;;
-students-ft6-kd)  # KD seeds of the 6-epoch fine-tune, after students-ft6
-  mkdir -p runs/students
-  ( student kd 1337 6 1e-3 0.3; student kd 42 6 1e-3 0.3 ) &
-  ( student kd 2025 6 1e-3 0.3 ) &
-  wait
-  ;;
 report)
   $FT aggregate runs/students/*_s*[0-9] --out runs/results_summary_students.csv --compare ft2-dkd-ens3 ft2-none-ens3 \
-      --compare ft6-dkd-ens3 ft6-none-ens3 --compare ft6-kd-ens3 ft6-none-ens3 --compare ft6-dkd-ens3 ft2-dkd-ens3
+      --compare ft6-dkd-ens3 ft6-none-ens3 --compare ft6-dkd-ens3 ft2-dkd-ens3
   $FT report runs/teacher_resnet18_32 runs/teacher_resnet50_32 runs/mnv3_ce_48_s1337 runs/ensemble_cpu3
   $FT report runs/students/*_s*[0-9]
   ;;
