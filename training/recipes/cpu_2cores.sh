@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The exact runs behind docs/results.md, on a 2-core CPU without a GPU (2026-11-27).
 # Usage: training/recipes/cpu_2cores.sh STAGE   (teachers | targets | students | students-kd | students-ft6 |
+#                                                students-ft12 |
 #                                                report | final | install RUN)
 # Each stage is resumable: training runs checkpoint every epoch (re-run with --resume).
 # Two processes with one thread each use the two cores better than one with two.
@@ -62,6 +63,12 @@ students-ft6)  # the longer fine-tune: 6 epochs, warm restart at lr 1e-3 (sessio
   mkdir -p runs/students
   ( student dkd 1337 6 1e-3 0.3; student dkd 2025 6 1e-3 0.3; student dkd 42 6 1e-3 0.3 ) &
   ( student none 1337 6 1e-3 0.3; student none 2025 6 1e-3 0.3; student none 42 6 1e-3 0.3 ) &
+  wait
+  ;;
+students-ft12)  # one seed each of a 12-epoch fine-tune: does the warm restart keep paying? (session 3)
+  mkdir -p runs/students
+  student dkd 1337 12 1e-3 0.3 &
+  student none 1337 12 1e-3 0.3 &
   wait
   ;;
 report)
