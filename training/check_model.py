@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_models.calibration import classification_metrics, softmax
+from fer_models.calibration import apply_calibration, classification_metrics, softmax
 from fer_models.classes import check_same_classes
 from fer_models.model_folder import load_model_folder
 
@@ -28,15 +28,15 @@ def check_model(model_dir: str | Path, index_dir: str | Path, split: str = "test
     model = load_model_folder(model_dir, providers="cpu", intra_op_threads=threads)
     check_same_classes(index.classes, model.classes, where=Path(model_dir) / "classes.json")
     ds = FERDataset(index, model.crop_spec(), split=split, root=data_root)
-    logits, probs = [], []
+    logits = []
     for start in range(0, len(ds), batch_size):
         x = np.stack([ds[i][0].numpy() for i in range(start, min(start + batch_size, len(ds)))])
-        logits.append(model.logits(x).astype(np.float64))
-        probs.append(model.probs(x).astype(np.float64))
-    z, p = np.concatenate(logits), np.concatenate(probs)
+        logits.append(model.logits(x))
+    z = np.concatenate(logits).astype(np.float64)
+    after = apply_calibration(z, model.calibration)  # what FerModel.probs returns, without a second ONNX run
     return {"model_id": model.model_id, "split": split, "n": len(ds), "input_blur": model.crop_spec().blur_sigma,
-            "before": classification_metrics(softmax(z), ds.labels), "after": classification_metrics(p, ds.labels),
-            "temperature": model.calibration.temperature}
+            "before": classification_metrics(softmax(z), ds.labels),
+            "after": classification_metrics(after, ds.labels), "temperature": model.calibration.temperature}
 
 
 def add_parser(sub: Any) -> None:
