@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -195,9 +195,7 @@ def _recompute_teacher(meta: dict[str, Any], index: CanonicalIndex, rows: np.nda
         problems.append(f"checkpoint {ckpt} is not the one that produced the soft labels (sha256 "
                         f"{digest[:12]} vs recorded {producer['checkpoint_sha256'][:12]})")
     model, ck = model_from_checkpoint(ckpt, classes=index.classes)
-    spec = checkpoint_crop_spec(ck)
-    if producer.get("input_blur") is not None:  # the low-pass the export fed the model (softlabels --input-blur)
-        spec = replace(spec, blur_sigma=float(producer["input_blur"]))
+    spec = checkpoint_crop_spec(ck, producer.get("input_blur"))  # the low-pass softlabels fed the model
     root = data_root if data_root is not None else producer.get("data_root")
     ds = FERDataset(index, spec, positions=rows, root=root if root and Path(root).exists() else None)
     z, pos = predict_logits(model, ds, batch_size=64)

@@ -66,11 +66,15 @@ def crop_spec_from_dict(d: dict[str, Any]) -> CropSpec:
     return CropSpec(**d)
 
 
-def checkpoint_crop_spec(ck: dict[str, Any]) -> CropSpec:
-    """The CropSpec a checkpoint was trained with (older checkpoints without one: the defaults)."""
-    if ck.get("crop_spec"):
-        return crop_spec_from_dict(ck["crop_spec"])
-    return make_crop_spec(ck["input_size"], ck["in_chans"])
+def checkpoint_crop_spec(ck: dict[str, Any], input_blur: float | None = None) -> CropSpec:
+    """The CropSpec a checkpoint was trained with (older checkpoints without one: the defaults).
+
+    ``input_blur`` (not None) replaces its low-pass: runs that predate ``--input-blur`` are
+    evaluated, exported and asked for soft labels with the blur the Training split carries.
+    """
+    spec = crop_spec_from_dict(ck["crop_spec"]) if ck.get("crop_spec") else make_crop_spec(ck["input_size"],
+                                                                                          ck["in_chans"])
+    return spec if input_blur is None else replace(spec, blur_sigma=float(input_blur))
 
 
 # ----------------------------------------------------------------------------- augmentation

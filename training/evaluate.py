@@ -9,8 +9,6 @@ here means what the same number means in the app.
 
 from __future__ import annotations
 
-import dataclasses
-
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -194,9 +192,7 @@ def evaluate_checkpoint(run_dir: str | Path, index_dir: str | Path, checkpoint: 
     run_dir = Path(run_dir)
     index = load_index(index_dir)
     model, ck, ckpt_path, dev, channels_last = load_for_inference(run_dir, checkpoint, index.classes, device)
-    spec = checkpoint_crop_spec(ck)
-    if input_blur is not None:
-        spec = dataclasses.replace(spec, blur_sigma=float(input_blur))
+    spec = checkpoint_crop_spec(ck, input_blur)
     out = {}
     for split in splits:
         pos = index.positions(split)

@@ -114,11 +114,9 @@ def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: fl
     model, data = model_from_checkpoint(ckpt)
     classes = list(data["classes"])
     args = _read_json_or_empty(run_dir / "args.json")
-    spec = checkpoint_crop_spec(data)
+    spec = checkpoint_crop_spec(data, input_blur)
     if crop_margin is not None:
         spec = dataclasses.replace(spec, crop_margin=float(crop_margin))
-    if input_blur is not None:
-        spec = dataclasses.replace(spec, blur_sigma=float(input_blur))
     cal_path = run_dir / "calibration.json"
     if cal_path.is_file():
         calibration = load_calibration(cal_path, classes)

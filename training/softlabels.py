@@ -21,7 +21,6 @@ treat a fused folder like a teacher's. Split targets (``ensemble_split``) store
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 from pathlib import Path
 from typing import Any, Sequence
@@ -140,9 +139,7 @@ def export_softlabels(run_dir: str | Path, index_dir: str | Path, out: str | Pat
     run_dir = Path(run_dir)
     index = load_index(index_dir)
     model, ck, ckpt, dev, cl = load_for_inference(run_dir, checkpoint, index.classes, device)
-    spec = checkpoint_crop_spec(ck)
-    if input_blur is not None:
-        spec = dataclasses.replace(spec, blur_sigma=float(input_blur))
+    spec = checkpoint_crop_spec(ck, input_blur)
     ds = FERDataset(index, spec, root=data_root, progress=progress)
     logits, pos = predict_logits(model, ds, batch_size, dev, progress=progress, channels_last=cl)
     if not np.array_equal(pos, np.arange(len(index))):
