@@ -1,4 +1,4 @@
-"""Running figures the window shows: FPS, per-stage milliseconds, and the share of time per class.
+"""Running figures the window shows: FPS, per-stage milliseconds, the share of time per class and the live score.
 
 Plain Python, fed on the GUI thread with every processed frame, so the numbers
 describe what was processed and logged, not what was painted.
@@ -11,6 +11,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from fer_models.classes import FER7
+from fer_models.scoring import ScoreAccumulator, ScoringInputError
 from fer_models.session_log import STAGES
 
 UNSTABLE_KEY = ""  # the share of time with no stable label (or no face)
@@ -84,3 +86,42 @@ class EmotionShare:
         keys = [*self.classes, UNSTABLE_KEY] if include_unstable else self.classes
         total = sum(self.seconds[k] for k in keys)
         return {k: (self.seconds[k] / total if total > 0 else 0.0) for k in keys}
+
+
+class LiveScore:
+    """The live transition-fair score, kept up to date row by row.
+
+    Each logged row goes through a ScoreAccumulator (closed label segments are reduced to fixed
+    tallies), so reading the score costs the same at minute 1 and at hour 2, where re-scoring every
+    row grew with the session. ``result()`` equals ``score_session`` / fer-score on the same rows.
+    A row the scoring refuses never stops the logging: ``result()`` raises its error instead, as
+    ``score_session`` would on those rows.
+    """
+
+    def __init__(self, min_hold_ms: float = 600, exclusion_ms: float = 250, lock_ms: float = 500,
+                 classes: Sequence[str] = FER7):
+        self.params = (min_hold_ms, exclusion_ms, lock_ms)
+        self._acc = ScoreAccumulator(min_hold_ms, exclusion_ms, lock_ms, classes)
+        self._result: dict | None = None
+        self.error: ScoringInputError | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return self._acc.n_rows
+
+    def add(self, time_sec: float, pred: str | None, manual: str | None) -> None:
+        if self.error is not None:
+            return
+        try:
+            self._acc.add(time_sec, pred, manual)
+        except ScoringInputError as exc:
+            self.error = exc
+        self._result = None
+
+    def result(self) -> dict:
+        """The score of the rows so far (a fresh dict; recomputed only after new rows)."""
+        if self.error is not None:
+            raise self.error
+        if self._result is None:
+            self._result = self._acc.result()
+        return dict(self._result)

@@ -45,8 +45,8 @@ from app.widgets.video_label_bar import VideoLabelBar
 from app.widgets.video_view import VideoView
 from fer_models.classes import FER7
 from fer_models.detector import FaceDetector
-from fer_models.errors import ArtifactError, FerError
-from fer_models.model_folder import FerModel, load_model_folder
+from fer_models.errors import FerError
+from fer_models.model_folder import FerModel, load_app_model
 from fer_models.onnx_runtime import available_providers
 from fer_models.pipeline import FramePipeline, PipelineSettings
 
@@ -65,10 +65,6 @@ def ask_clip_consent(parent: QWidget, folder: Path) -> bool:
                                   QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                                   QMessageBox.StandardButton.No)
     return answer == QMessageBox.StandardButton.Yes
-
-
-def _same_classes(model: FerModel) -> bool:
-    return [c.lower() for c in model.classes] == [c.lower() for c in FER7]
 
 
 class MainWindow(QMainWindow):
@@ -300,11 +296,7 @@ class MainWindow(QMainWindow):
         """Load and swap in a model folder; a broken or mismatched one is refused and the old one stays."""
         provider = provider or self.provider
         try:
-            model = load_model_folder(folder, providers=provider)
-            if not _same_classes(model):
-                raise ArtifactError(Path(folder) / "model_card.json",
-                                    f"classes {model.classes} are not the FER7 classes {list(FER7)} in canonical "
-                                    "order that the session logs and label keys use")
+            model = load_app_model(folder, providers=provider)  # the same checks as fer-demo --replay
         except FerError as exc:
             kept = f" The previous model ({self.model.model_id}) stays loaded." if self.model else ""
             self.show_message(f"Model folder refused: {exc}.{kept}", "error")
@@ -467,14 +459,18 @@ class MainWindow(QMainWindow):
             self.clips_box.blockSignals(True)
             self.clips_box.setChecked(False)
             self.clips_box.blockSignals(False)
+            problem = None
             try:
                 final = session.close()
             except (OSError, FerError) as exc:
-                self.show_message(f"Could not finish the session logs: {exc}", "error")
+                problem = exc
+                final = session.recorder.final_score  # score.json is written before the summary row
+                saved = " The logs and score.json were saved." if final is not None else ""
+                self.show_message(f"Could not finish the session logs: {exc}.{saved}", "error")
             self.last_session = session
             self.score_panel.show_score(final, final=True)
             self.session_label.setText(f"Last session: {session.folder}")
-            if final is not None:
+            if final is not None and problem is None:
                 acc = final.get("accuracy")
                 shown = "n/a (no scored segment)" if acc is None else f"{acc:.1%}"
                 self.show_message(f"Session saved in {session.folder}. Accuracy {shown}; row appended to "

@@ -12,11 +12,14 @@ from typing import Any
 
 import platformdirs
 
+from app.live_stats import LiveScore
 from fer_models.classes import UNSTABLE, write_json
+from fer_models.errors import ArtifactError, ArtifactWriteError
 from fer_models.model_folder import FerModel
 from fer_models.pipeline import FrameResult, PipelineSettings
 from fer_models.scoring import append_demo_summary, score_session
-from fer_models.session_log import SCORE_COLUMNS, SessionLogger, logged_float, read_csv_table
+from fer_models.scoring_cli import score_file
+from fer_models.session_log import SessionLogger, logged_float
 
 APP_NAME = "ferlab"
 
@@ -43,12 +46,71 @@ def new_session_dir(root: Path | None = None) -> Path:
     return folder
 
 
+SESSION_FILES = ("per_frame.csv", "events.csv", "actions.csv", "settings.json", "score.json", "model_card.json")
+
+
+def existing_session_files(folder: Path) -> list[str]:
+    """The session files (per_frame.csv, events.csv, ...) that ``folder`` already holds."""
+    return [name for name in SESSION_FILES if (Path(folder) / name).exists()]
+
+
+def check_new_session_dir(folder: str | Path, option: str = "--out") -> Path:
+    """Refuse, without writing anything, a folder a new session cannot go to; a new or empty folder passes.
+
+    Refused: a path that is a file, a folder that holds a session (its logs would be appended to: time going
+    backwards, events mixed, settings and score overwritten) and any other non-empty folder (its files are
+    not ours to mix with). ``option`` is the command-line option the message tells the user to change.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ArtifactError(folder, f"exists and is not a folder; choose another {option}")
+    if folder.is_dir():
+        found = existing_session_files(folder)
+        if found:
+            raise ArtifactError(folder, f"already holds a session ({', '.join(found)}); choose another {option} "
+                                        "(a new or empty folder), the old session is left as it is")
+        try:
+            entries = sorted(p.name for p in folder.iterdir())
+        except OSError as exc:
+            raise ArtifactWriteError.from_os_error(folder, exc, "cannot read the session folder") from exc
+        if entries:
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise ArtifactError(folder, f"is not empty ({shown}); choose another {option} (a new or empty folder)")
+        return folder
+    above = folder.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if above.exists() and not above.is_dir():
+        raise ArtifactError(folder, f"cannot be created: {above} is a file, not a folder; choose another {option}")
+    return folder
+
+
+def prepare_session_dir(folder: str | Path, option: str = "--out") -> Path:
+    """``check_new_session_dir``, then create the folder (an existing empty one is used); errors name the path."""
+    folder = check_new_session_dir(folder, option)
+    if folder.is_dir():
+        return folder
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise ArtifactWriteError.from_os_error(folder, exc, "cannot create the session folder") from exc
+    return folder
+
+
 class SessionRecorder:
-    """Owns a session folder: per-frame rows, label events, actions, settings.json and the model card copy."""
+    """Owns a session folder: per-frame rows, label events, actions, settings.json and the model card copy.
+
+    A folder that already holds a session is refused before anything is written: it is never appended to.
+    """
 
     def __init__(self, folder: Path, model: FerModel, settings: PipelineSettings, source: str):
         self.folder = Path(folder)
+        found = existing_session_files(self.folder) if self.folder.is_dir() else []
+        if found:
+            raise ArtifactError(self.folder, f"already holds a session ({', '.join(found)}); a new session needs "
+                                             "a new or empty folder")
         self.model = model
+        self.final_score: dict | None = None
         self.settings = settings
         self.source = source
         self.logger = SessionLogger(self.folder, model.classes)
@@ -57,13 +119,28 @@ class SessionRecorder:
         self._score_time: list[float] = []
         self._score_pred: list[str] = []
         self._score_manual: list[str] = []
-        shutil.copyfile(model.folder / "model_card.json", self.folder / "model_card.json")
-        self.write_settings()
-        self.logger.log_action(0.0, "session_start", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        self.logger.log_action(0.0, "source", source)
-        self.logger.log_action(0.0, "model", f"{model.model_id} ({model.folder})")
-        self.logger.log_action(0.0, "provider", model.provider)
+        self._live_score = LiveScore()  # the same rows, scored incrementally (flat cost per update)
+        try:
+            self._copy_card(model)
+            self.write_settings()
+            self.logger.log_action(0.0, "session_start", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            self.logger.log_action(0.0, "source", source)
+            self.logger.log_action(0.0, "model", f"{model.model_id} ({model.folder})")
+            self.logger.log_action(0.0, "provider", model.provider)
+        except Exception:
+            try:
+                self.logger.close()
+            except ArtifactError:
+                pass  # the error being raised already says what is wrong with this folder
+            raise
         self.closed = False
+
+    def _copy_card(self, model: FerModel) -> None:
+        dst = self.folder / "model_card.json"
+        try:
+            shutil.copyfile(model.folder / "model_card.json", dst)
+        except OSError as exc:
+            raise ArtifactWriteError.from_os_error(dst, exc, "cannot copy the model card") from exc
 
     def write_settings(self) -> None:
         write_json(self.folder / "settings.json", {
@@ -74,7 +151,7 @@ class SessionRecorder:
 
     def set_model(self, model: FerModel, time_sec: float) -> None:
         self.model = model
-        shutil.copyfile(model.folder / "model_card.json", self.folder / "model_card.json")
+        self._copy_card(model)
         self.logger.log_action(time_sec, "model", f"{model.model_id} ({model.folder})")
         self.write_settings()
 
@@ -102,6 +179,7 @@ class SessionRecorder:
         self._score_time.append(as_logged_time(time_sec))
         self._score_pred.append(result.label or UNSTABLE)
         self._score_manual.append(self.manual_label)
+        self._live_score.add(self._score_time[-1], self._score_pred[-1], self.manual_label)
 
     @property
     def n_frames(self) -> int:
@@ -109,29 +187,38 @@ class SessionRecorder:
 
     def score_live(self, min_hold_ms: float = 600, exclusion_ms: float = 250, lock_ms: float = 500) -> dict:
         """Score the rows logged so far from memory; equal to ``score()`` / fer-score on the same rows."""
+        if (min_hold_ms, exclusion_ms, lock_ms) == self._live_score.params:
+            return self._live_score.result()
         return score_session(self._score_time, self._score_pred, self._score_manual, min_hold_ms, exclusion_ms,
                              lock_ms)
 
     def score(self, min_hold_ms: float = 600, exclusion_ms: float = 250, lock_ms: float = 500) -> dict:
-        """Score what has been written so far, with the same function as fer-score."""
-        cols = read_csv_table(self.folder / "per_frame.csv", SCORE_COLUMNS)
-        return score_session([float(t) for t in cols["time_sec"]], cols["pred_label"], cols["manual_label"],
-                             min_hold_ms, exclusion_ms, lock_ms)
+        """Score what has been written so far, with the same function as fer-score (the CSV streamed)."""
+        return score_file(self.folder / "per_frame.csv", min_hold_ms, exclusion_ms, lock_ms)
 
     def close(self, time_sec: float, summary_csv: Path | None = None) -> dict | None:
-        """End the session: finish the open label segment, score, and append the summary row."""
+        """End the session: finish the open label segment, score, write score.json, then append the summary row.
+
+        score.json is written before the summary row, so a summary that cannot be written (raised as an
+        ArtifactError naming it) loses nothing of the session; ``final_score`` holds the score either way.
+        ``summary_csv`` defaults to demo_results_summary.csv beside the session folder (the window's
+        sessions folder).
+        """
         if self.closed:
             return None
-        self.logger.log_action(time_sec, "session_end", "")
-        self.logger.close()
         self.closed = True
+        try:
+            self.logger.log_action(time_sec, "session_end", "")
+        finally:
+            self.logger.close()
         result = self.score()
-        summary_csv = summary_csv or (self.folder.parent / "demo_results_summary.csv")
+        write_json(self.folder / "score.json", result)
+        self.final_score = result
+        summary_csv = Path(summary_csv) if summary_csv else (self.folder.parent / "demo_results_summary.csv")
         s = self.settings
         append_demo_summary(summary_csv, {
             "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "session": self.folder.name,
             "per_frame_csv": str(self.folder / "per_frame.csv"), "model_id": self.model.model_id,
             "alpha": s.alpha, "delta": s.delta, "window": s.window, "window_ms": s.window_ms,
             "min_count": s.min_count, "min_hold_ms": 600, "exclusion_ms": 250, "lock_ms": 500, **result})
-        write_json(self.folder / "score.json", result)
         return result

@@ -90,10 +90,20 @@ class VideoFileSource:
         self.path = Path(path)
         self._cap, self.fps = open_video(self.path)
         count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
-        self.frame_count = int(count) if count and math.isfinite(count) and count > 0 else 0
+        self.frame_count = int(count) if count and math.isfinite(count) and count > 0 else 0  # 0: unknown
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.position = 0  # index of the frame the next ``read`` returns
+        # The first frame is read now, so a file OpenCV opens but that holds no frame (an empty or cut
+        # container) is refused here, before a session exists; ``read`` hands it out first.
+        ok, first = self._cap.read()
+        if not ok or first is None:
+            self._cap.release()
+            declared = f"{self.frame_count} frames" if self.frame_count else "none"
+            raise ArtifactError(self.path, f"no frame could be read from this video (the container declares "
+                                           f"{declared}); the file is empty, truncated or in a codec OpenCV "
+                                           "cannot decode")
+        self._first: np.ndarray | None = first
 
     @property
     def frame_ms(self) -> float:
@@ -108,6 +118,10 @@ class VideoFileSource:
         return self.frame_count * self.frame_ms
 
     def read(self) -> np.ndarray | None:
+        if self._first is not None:  # the frame read when the file was opened
+            frame, self._first = self._first, None
+            self.position = 1
+            return frame
         ok, frame = self._cap.read()
         if not ok or frame is None:
             return None
@@ -121,6 +135,7 @@ class VideoFileSource:
         if index != self.position:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, index)
             self.position = index
+            self._first = None
 
     def release(self) -> None:
         self._cap.release()

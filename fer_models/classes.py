@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from fer_models.errors import ArtifactError, ClassListMismatch
+from fer_models.errors import ArtifactError, ArtifactWriteError, ClassListMismatch
 
 FER7: tuple[str, ...] = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 UNSTABLE = "(unstable)"
@@ -92,6 +92,10 @@ def read_json(path: str | Path) -> object:
 def write_json(path: str | Path, payload: object) -> Path:
     """Write pretty, UTF-8 JSON (keys kept in insertion order)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:  # read-only or full disk: an error naming the file, still an OSError
+        raise ArtifactWriteError.from_os_error(path, exc, "cannot write") from exc
     return path

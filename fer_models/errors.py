@@ -22,6 +22,20 @@ class ArtifactError(FerError):
         super().__init__(f"{where}{problem}")
 
 
+class ArtifactWriteError(ArtifactError, OSError):
+    """A file or folder cannot be written (read-only disk, disk full, a file where a folder should be).
+
+    Also an OSError, so code that already catches OSError around its writes keeps working.
+    """
+
+    @classmethod
+    def from_os_error(cls, path: str | Path, exc: OSError, doing: str = "cannot write") -> "ArtifactWriteError":
+        """``path: <doing> (<reason>)``; the path named is the one the OS refused when it says which."""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        where = exc.filename if exc.filename else path
+        return cls(where, f"{doing} ({reason})")
+
+
 class ClassListMismatch(ArtifactError):
     """Two artifacts disagree on the class list or its order."""
 

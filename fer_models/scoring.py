@@ -2,18 +2,27 @@
 
 Frames right after a manual label change are excluded, because neither a human
 nor a smoothed model switches instantly; segments shorter than ``min_hold`` are
-not scored at all. The app's live panel and ``fer-score`` both call
-``score_session`` so the numbers can never drift apart.
+not scored at all.
+
+``score_session`` is the reference: one straightforward pass over all rows.
+``ScoreAccumulator`` computes the same result (every key, float for float) from
+rows fed one at a time, at a cost per row that does not grow with the session;
+the app's live panel and ``fer-score`` (which streams the CSV) use it, and a
+test compares the two on many random timelines, so the numbers cannot drift
+apart.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from bisect import bisect_left, bisect_right, insort
+from pathlib import Path
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from fer_models.classes import FER7, UNSTABLE, canonical_class_name
+from fer_models.errors import ArtifactError
 from fer_models.session_log import CsvLogWriter
 
 SCORE_KEYS = ("accuracy", "macro_f1", "jitter_per_min", "time_to_lock_ms_median", "lock_rate",
@@ -28,18 +37,18 @@ class ScoringInputError(ValueError):
         super().__init__(message)
 
 
+def _normalise_one(v, classes: Sequence[str], what: str, i: int) -> str | None:
+    s = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip()
+    if s == "" or s.lower() == UNSTABLE:
+        return None
+    try:
+        return canonical_class_name(s, classes)
+    except ValueError:
+        raise ScoringInputError(f"row {i + 1}: unknown {what} {s!r}; expected one of {list(classes)}", i) from None
+
+
 def _normalise_labels(values: Sequence[str], classes: Sequence[str], what: str) -> list[str | None]:
-    out: list[str | None] = []
-    for i, v in enumerate(values):
-        s = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip()
-        if s == "" or s.lower() == UNSTABLE:
-            out.append(None)
-            continue
-        try:
-            out.append(canonical_class_name(s, classes))
-        except ValueError:
-            raise ScoringInputError(f"row {i + 1}: unknown {what} {s!r}; expected one of {list(classes)}", i) from None
-    return out
+    return [_normalise_one(v, classes, what, i) for i, v in enumerate(values)]
 
 
 def label_segments(manual: Sequence[str | None]) -> list[tuple[int, int, str | None]]:
@@ -120,7 +129,7 @@ def score_session(time_sec: Sequence[float], pred: Sequence[str], manual: Sequen
     if len(t) >= 2 and t[-1] > t[0]:
         seq = [x for x in p if x is not None]
         changes = sum(1 for a, b in zip(seq, seq[1:]) if a != b)
-        jitter = changes / ((t[-1] - t[0]) / 60.0)
+        jitter = float(changes / ((t[-1] - t[0]) / 60.0))
 
     return {
         "accuracy": accuracy,
@@ -133,6 +142,217 @@ def score_session(time_sec: Sequence[float], pred: Sequence[str], manual: Sequen
     }
 
 
+_EPS = 1e-9  # the tolerance score_session uses for every time comparison
+
+
+class _OpenSegment:
+    """The segment being extended; a labelled one keeps its rows until it closes."""
+
+    __slots__ = ("label", "t0", "t_last", "times", "preds", "miss", "next_row", "n_scored", "n_correct",
+                 "pred_counts", "lock_j")
+
+    def __init__(self, label: str | None, t0: float):
+        self.label = label
+        self.t0 = t0
+        self.t_last = t0
+        self.times: list[float] = []
+        self.preds: list[str | None] = []
+        self.miss: list[int] = [0]  # miss[i]: rows before row i whose prediction is not the label
+        self.next_row = 0  # rows before this index are already sorted into scored / not scored
+        self.n_scored = 0
+        self.n_correct = 0
+        self.pred_counts: dict[str, int] = {}  # class predictions among the scored rows
+        self.lock_j = 0  # lock starts before this row are known to fail, for good
+
+
+class ScoreAccumulator:
+    """``score_session`` computed incrementally: ``add`` rows as they are logged, read ``result()`` any time.
+
+    A closed segment leaves fixed tallies only (scored and correct rows, predictions per class,
+    its lock time); the open segment keeps its own rows. Each row is sorted into scored / not
+    scored once (when the segment's last time passes it by the exclusion), and each candidate
+    lock start is rejected at most once (a window that holds a miss keeps it as rows arrive), so
+    ``add`` costs O(log n) amortised and ``result()`` O(classes + log segments), whatever the
+    session's length. The result equals ``score_session`` on the same rows, every key, float for
+    float, the open segment scored as if it ended at the last row.
+    """
+
+    def __init__(self, min_hold_ms: float = 600, exclusion_ms: float = 250, lock_ms: float = 500,
+                 classes: Sequence[str] = FER7):
+        self.min_hold_ms, self.exclusion_ms, self.lock_ms = min_hold_ms, exclusion_ms, lock_ms
+        self.classes = list(classes)
+        self._min_hold, self._excl, self._lock = min_hold_ms / 1000.0, exclusion_ms / 1000.0, lock_ms / 1000.0
+        self._cache: dict[tuple[str, object], str | None] = {}
+        self.n_rows = 0
+        self._t_first = self._t_last = 0.0
+        self._last_class: str | None = None  # jitter: the last class prediction and the changes so far
+        self._changes = 0
+        self._n_segments = 0  # closed scored segments and their tallies
+        self._n_scored = 0
+        self._n_correct = 0
+        self._true = dict.fromkeys(self.classes, 0)  # scored rows per manual label
+        self._tp = dict.fromkeys(self.classes, 0)
+        self._pred = dict.fromkeys(self.classes, 0)  # scored rows per predicted class
+        self._locks: list[float] = []  # lock times of the closed segments, sorted
+        self._seg: _OpenSegment | None = None
+
+    def _label(self, value, what: str) -> str | None:
+        try:
+            return self._cache[(what, value)]
+        except (KeyError, TypeError):
+            pass
+        out = _normalise_one(value, self.classes, what, self.n_rows)
+        try:
+            self._cache[(what, value)] = out
+        except TypeError:
+            pass
+        return out
+
+    def add(self, time_sec: float, pred: str | None, manual: str | None) -> None:
+        """Append one row; a bad row raises ScoringInputError (``row``: its 0-based index) and is not kept."""
+        i = self.n_rows
+        t = float(time_sec)
+        if not math.isfinite(t):
+            raise ScoringInputError(f"row {i + 1}: time_sec is not a finite number", i)
+        if i and t < self._t_last:
+            raise ScoringInputError(f"row {i + 1}: time goes backwards ({self._t_last:.3f} s -> {t:.3f} s)", i)
+        p = self._label(pred, "pred_label")
+        m = self._label(manual, "manual_label")
+
+        if i == 0:
+            self._t_first = t
+        self._t_last = t
+        self.n_rows = i + 1
+        if p is not None:
+            if self._last_class is not None and p != self._last_class:
+                self._changes += 1
+            self._last_class = p
+
+        seg = self._seg
+        if seg is None or m != seg.label:
+            if seg is not None:
+                self._close(seg)
+            seg = self._seg = _OpenSegment(m, t)
+        seg.t_last = t
+        if m is None:
+            return  # unlabelled rows count for jitter only
+        times, preds = seg.times, seg.preds
+        times.append(t)
+        preds.append(p)
+        seg.miss.append(seg.miss[-1] + (p != m))
+        # scored rows: time in [t0 + exclusion, t_last - exclusion]; t_last only grows, so rows join in order
+        lo, hi = seg.t0 + self._excl - _EPS, t - self._excl + _EPS
+        j, n = seg.next_row, len(times)
+        while j < n and times[j] <= hi:
+            if lo <= times[j]:
+                pj = preds[j]
+                seg.n_scored += 1
+                if pj == m:
+                    seg.n_correct += 1
+                if pj is not None:
+                    seg.pred_counts[pj] = seg.pred_counts.get(pj, 0) + 1
+            j += 1
+        seg.next_row = j
+
+    def extend(self, time_sec: Iterable[float], pred: Iterable[str], manual: Iterable[str]) -> None:
+        for t, p, m in zip(time_sec, pred, manual):
+            self.add(t, p, m)
+
+    def _scored(self, seg: _OpenSegment | None) -> bool:
+        return seg is not None and seg.label is not None and not (seg.t_last - seg.t0 < self._min_hold - _EPS)
+
+    def _lock_time(self, seg: _OpenSegment) -> float | None:
+        """The segment's time-to-lock (s) as if it ended at its last row so far, or None."""
+        times, miss, lock, t1 = seg.times, seg.miss, self._lock, seg.t_last
+        j, n = seg.lock_j, len(times)
+        found = None
+        while j < n:
+            ts = times[j]
+            if ts + lock > t1 + _EPS:
+                break
+            lo = bisect_left(times, ts - _EPS, 0, j + 1)
+            hi = bisect_right(times, ts + lock + _EPS, j)
+            if miss[hi] == miss[lo]:
+                found = ts - seg.t0  # may still fail if a miss arrives inside its window: checked again
+                break
+            j += 1  # this window holds a miss now and always will
+        seg.lock_j = j
+        return found
+
+    def _close(self, seg: _OpenSegment) -> None:
+        if not self._scored(seg):
+            return
+        self._n_segments += 1
+        self._n_scored += seg.n_scored
+        self._n_correct += seg.n_correct
+        self._true[seg.label] += seg.n_scored
+        self._tp[seg.label] += seg.n_correct
+        for c, k in seg.pred_counts.items():
+            self._pred[c] += k
+        lk = self._lock_time(seg)
+        if lk is not None:
+            insort(self._locks, lk)
+
+    def result(self) -> dict:
+        """The score of the rows so far: equal to ``score_session`` on them (the same keys and values)."""
+        seg = self._seg
+        open_scored = self._scored(seg)
+        n_segments, n_scored, n_correct = self._n_segments, self._n_scored, self._n_correct
+        locks_n, open_lock = len(self._locks), None
+        if open_scored:
+            n_segments += 1
+            n_scored += seg.n_scored
+            n_correct += seg.n_correct
+            open_lock = self._lock_time(seg)
+            locks_n += open_lock is not None
+        accuracy = macro = None
+        if n_scored:
+            accuracy = n_correct / n_scored
+            f1s = []
+            for c in self.classes:
+                true, tp, pred = self._true[c], self._tp[c], self._pred[c]
+                if open_scored:
+                    pred += seg.pred_counts.get(c, 0)
+                    if c == seg.label:
+                        true += seg.n_scored
+                        tp += seg.n_correct
+                if true:
+                    fp, fn = pred - tp, true - tp
+                    f1s.append(2 * tp / (2 * tp + fp + fn))
+            macro = float(np.mean(f1s))  # the reference's reduction, so the float is the same
+        jitter = None
+        if self.n_rows >= 2 and self._t_last > self._t_first:
+            jitter = self._changes / ((self._t_last - self._t_first) / 60.0)
+        median = _median_with(self._locks, open_lock)
+        return {
+            "accuracy": accuracy,
+            "macro_f1": macro,
+            "jitter_per_min": jitter,
+            "time_to_lock_ms_median": float(median * 1000.0) if median is not None else None,
+            "lock_rate": (locks_n / n_segments) if n_segments else None,
+            "n_scored_frames": n_scored,
+            "n_segments": n_segments,
+        }
+
+
+def _median_with(sorted_values: list[float], extra: float | None) -> float | None:
+    """Median (as numpy computes it) of a sorted list plus one optional value, without copying the list."""
+    n = len(sorted_values) + (extra is not None)
+    if n == 0:
+        return None
+    if extra is None:
+        def at(k):
+            return sorted_values[k]
+    else:
+        pos = bisect_left(sorted_values, extra)
+
+        def at(k):
+            return sorted_values[k] if k < pos else (extra if k == pos else sorted_values[k - 1])
+    if n % 2:
+        return at(n // 2)
+    return (at(n // 2 - 1) + at(n // 2)) / 2
+
+
 DEMO_SUMMARY_COLUMNS = ("scored_at", "session", "per_frame_csv", "model_id", "alpha", "delta", "window",
                         "window_ms", "min_count", "min_hold_ms", "exclusion_ms", "lock_ms") + SCORE_KEYS
 
@@ -142,6 +362,8 @@ def append_demo_summary(path, row: dict) -> None:
     unknown = set(row) - set(DEMO_SUMMARY_COLUMNS)
     if unknown:
         raise KeyError(f"unknown summary columns {sorted(unknown)}")
+    if Path(path).is_dir():
+        raise ArtifactError(path, "is a directory, not a summary CSV file")
     writer = CsvLogWriter(path, DEMO_SUMMARY_COLUMNS)
     try:
         writer.write(row)

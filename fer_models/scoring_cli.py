@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from datetime import datetime, timezone
@@ -10,8 +11,8 @@ from pathlib import Path
 
 from fer_models.classes import read_json
 from fer_models.errors import ArtifactError
-from fer_models.scoring import ScoringInputError, append_demo_summary, score_session
-from fer_models.session_log import SCORE_COLUMNS, read_csv_table
+from fer_models.scoring import ScoreAccumulator, ScoringInputError, append_demo_summary
+from fer_models.session_log import SCORE_COLUMNS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,27 +27,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def score_file(path: Path, min_hold_ms: float = 600, exclusion_ms: float = 250, lock_ms: float = 500) -> dict:
-    """Score a per-frame log; errors name the file and the CSV line."""
-    cols = read_csv_table(path, SCORE_COLUMNS)
-    try:
-        times = [float(v) for v in cols["time_sec"]]
-    except ValueError:
-        bad = next(i for i, v in enumerate(cols["time_sec"]) if not _is_float(v))
-        raise ArtifactError(path, f"line {bad + 2}: time_sec {cols['time_sec'][bad]!r} is not a number") from None
-    try:
-        return score_session(times, cols["pred_label"], cols["manual_label"], min_hold_ms, exclusion_ms, lock_ms)
-    except ScoringInputError as exc:
-        line = f"line {exc.row + 2}: " if exc.row is not None else ""
-        msg = str(exc).split(": ", 1)[1] if exc.row is not None and ": " in str(exc) else str(exc)
-        raise ArtifactError(path, f"{line}{msg}") from None
+    """Score a per-frame log; errors name the file and the CSV line.
 
-
-def _is_float(v: str) -> bool:
+    The CSV is streamed row by row through a ScoreAccumulator, reading only time_sec,
+    pred_label and manual_label, so memory does not grow with the log (the result equals
+    ``score_session`` on the same columns).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(path, "file not found")
+    acc = ScoreAccumulator(min_hold_ms, exclusion_ms, lock_ms)
+    add = acc.add
     try:
-        float(v)
-        return True
-    except ValueError:
-        return False
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                raise ArtifactError(path, "empty file (no header row)")
+            header = [h.strip() for h in header]
+            missing = [c for c in SCORE_COLUMNS if c not in header]
+            if missing:
+                raise ArtifactError(path, f"missing required columns {missing}; found {header}")
+            width = len(header)
+            it, ip, im = (header.index(c) for c in SCORE_COLUMNS)
+            for lineno, values in enumerate(reader, start=2):
+                if not values:
+                    continue
+                if len(values) != width:
+                    raise ArtifactError(path, f"line {lineno}: expected {width} fields, found {len(values)}")
+                try:
+                    t = float(values[it])
+                except ValueError:
+                    raise ArtifactError(path, f"line {lineno}: time_sec {values[it]!r} is not a number") from None
+                try:
+                    add(t, values[ip], values[im])
+                except ScoringInputError as exc:
+                    msg = str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc)
+                    raise ArtifactError(path, f"line {lineno}: {msg}") from None
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(path, f"not UTF-8 text ({exc})") from exc
+    except csv.Error as exc:
+        raise ArtifactError(path, f"line {reader.line_num}: not readable as CSV ({exc})") from exc
+    except OSError as exc:
+        raise ArtifactError(path, f"cannot read ({exc.strerror or exc})") from exc
+    return acc.result()
 
 
 def session_settings(per_frame: Path) -> dict:
@@ -66,6 +90,10 @@ def session_settings(per_frame: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.append_summary is not None and args.append_summary.is_dir():
+        print(f"fer-score: error: --append-summary {args.append_summary}: is a directory; give the CSV file to "
+              f"append to, e.g. {args.append_summary / 'demo_results_summary.csv'}", file=sys.stderr)
+        return 2
     try:
         result = score_file(args.per_frame, args.min_hold_ms, args.exclusion_ms, args.lock_ms)
     except ArtifactError as exc:
@@ -80,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             append_demo_summary(args.append_summary, row)
         except ArtifactError as exc:
             print(f"fer-score: error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"fer-score: error: {args.append_summary}: cannot append the summary row "
+                  f"({exc.strerror or exc})", file=sys.stderr)
             return 2
     if args.json:
         print(json.dumps(result))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from fer_models.classes import FER7, UNSTABLE
-from fer_models.errors import ArtifactError
+from fer_models.errors import ArtifactError, ArtifactWriteError
 
 STAGES = ("detect", "crop", "infer", "smooth", "total")
 EVENTS_COLUMNS = ("label", "start_frame", "end_frame", "start_time_sec", "end_time_sec", "source")
@@ -57,30 +57,50 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def read_csv_header(path: str | Path) -> list[str]:
+    """The first row of a CSV file (empty for an empty file), errors naming the file."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ArtifactError(path, f"cannot read its header ({exc})") from exc
+
+
 class CsvLogWriter:
     """Append-only CSV writer with a fixed header that flushes every row."""
 
     def __init__(self, path: str | Path, columns: Sequence[str], fsync: bool = False):
         self.path = Path(path)
         self.columns = list(columns)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArtifactWriteError.from_os_error(self.path.parent, exc, "cannot create the folder") from exc
+        if self.path.is_dir():
+            raise ArtifactError(self.path, "is a folder, not a CSV file")
         new = not self.path.exists() or self.path.stat().st_size == 0
         if not new:
-            with open(self.path, newline="", encoding="utf-8") as fh:
-                existing = next(csv.reader(fh), [])
+            existing = read_csv_header(self.path)
             if existing != self.columns:
                 raise ArtifactError(self.path, f"exists with other columns {existing}; refusing to append {self.columns}")
-        self._fh = open(self.path, "a", newline="", encoding="utf-8")
+        try:
+            self._fh = open(self.path, "a", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise ArtifactWriteError.from_os_error(self.path, exc, "cannot open for writing") from exc
         self._writer = csv.writer(self._fh)
         if new:
             self._write(self.columns)
 
     def _write(self, values: Iterable[Any]) -> None:
-        self._writer.writerow([_fmt(v) for v in values])
-        self._fh.flush()
-        if self._fsync:
-            os.fsync(self._fh.fileno())
+        try:
+            self._writer.writerow([_fmt(v) for v in values])
+            self._fh.flush()
+            if self._fsync:
+                os.fsync(self._fh.fileno())
+        except OSError as exc:  # disk full, disk gone: name the file, keep what was flushed before
+            raise ArtifactWriteError.from_os_error(self.path, exc, "cannot write") from exc
 
     def write(self, row: dict[str, Any] | Sequence[Any]) -> None:
         if isinstance(row, dict):
@@ -95,7 +115,10 @@ class CsvLogWriter:
 
     def close(self) -> None:
         if not self._fh.closed:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError as exc:
+                raise ArtifactWriteError.from_os_error(self.path, exc, "cannot finish writing") from exc
 
     @property
     def closed(self) -> bool:
@@ -186,11 +209,23 @@ class SessionLogger:
         self.actions.write([round(float(time_sec), 6), kind, value])
 
     def close(self) -> None:
-        """Finish the open label segment and close every file (idempotent)."""
+        """Finish the open label segment and close every file (idempotent).
+
+        Every file is closed even when one fails (disk full); the first failure is raised after.
+        """
+        first: Exception | None = None
         if not self.events.closed:
-            self._close_open()
+            try:
+                self._close_open()
+            except ArtifactError as exc:
+                first = exc
         for w in (self.per_frame, self.events, self.actions):
-            w.close()
+            try:
+                w.close()
+            except ArtifactError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
 
 # ----------------------------------------------------------------------------- readers
@@ -268,8 +303,13 @@ def read_label_intervals(path: str | Path, classes: Sequence[str] = FER7) -> lis
             start, end = float(a), float(b)
         except ValueError:
             raise ArtifactError(path, f"line {line}: start_ms/end_ms must be numbers, got {a!r}, {b!r}") from None
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise ArtifactError(path, f"line {line}: start_ms and end_ms must be finite numbers, got {a!r}, {b!r}")
         if end <= start:
             raise ArtifactError(path, f"line {line}: end_ms {end} is not after start_ms {start}")
+        if end <= 0:
+            raise ArtifactError(path, f"line {line}: interval [{start}, {end}) ms lies wholly before video time 0, "
+                                      "so it would never label a frame")
         try:
             name = canonical_class_name(lab, classes) if lab.strip() else ""
         except ValueError:

@@ -85,3 +85,27 @@ def write_slideshow(path: Path, faces: Sequence[np.ndarray], seconds_each: float
             n += 1
     writer.release()
     return n
+
+
+def write_frames_video(path: Path, n_frames: int, fps: float = 15.0, size: tuple[int, int] = (160, 120)) -> Path:
+    """A tiny MJPG AVI of ``n_frames`` plain numbered frames (no face: replays of it are fast).
+
+    Frame i has grey level ``(20 * i) % 250``, so a reader can tell frames apart. ``n_frames`` 0 gives a
+    container OpenCV opens but that holds no frame.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    if not writer.isOpened():
+        raise RuntimeError("OpenCV cannot write MJPG video here")
+    for i in range(n_frames):
+        frame = np.full((size[1], size[0], 3), (20 * i) % 250, np.uint8)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def truncate_file(path: Path, fraction: float) -> Path:
+    """Cut a file to ``fraction`` of its bytes, as an interrupted copy or download leaves it."""
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * fraction)])
+    return path

@@ -68,8 +68,9 @@ def test_replay_writes_consistent_logs_and_fer_score_agrees(tmp_path, slideshow,
     # rows within 250 ms of a change are excluded: 1.4 s segments at 15 fps keep t in [t0+0.25, t_last-0.25]
     assert scored["n_scored_frames"] == 4 * sum(
         1 for i in range(per_seg) if 0.25 - 1e-9 <= i / FPS <= (per_seg - 1) / FPS - 0.25 + 1e-9)
-    demo_summary = (out.parent / "demo_results_summary.csv").read_text().splitlines()
+    demo_summary = (out / "demo_results_summary.csv").read_text().splitlines()  # inside the folder named by --out
     assert len(demo_summary) == 2 and "linear-0" in demo_summary[1]
+    assert not (out.parent / "demo_results_summary.csv").exists()
 
 
 def test_replay_refuses_a_missing_video_and_a_bad_model(tmp_path, capsys):

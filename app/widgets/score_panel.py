@@ -1,4 +1,4 @@
-"""Live transition-fair metrics (fer_models.scoring.score_session, the code fer-score runs)."""
+"""Live transition-fair metrics (app.live_stats.LiveScore: incremental, equal to score_session and fer-score)."""
 
 from __future__ import annotations
 

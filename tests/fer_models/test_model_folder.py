@@ -81,3 +81,58 @@ def test_mismatched_folders_are_refused_with_the_file_named(tmp_path, breakage, 
 def test_missing_folder(tmp_path):
     with pytest.raises(ArtifactError, match="model folder not found"):
         load_model_folder(tmp_path / "nope")
+
+
+# ----------------------------------------------------------------------------- issue 12: the load-time test run
+
+@pytest.mark.parametrize("breakage, culprit, message", [
+    ("nan_bias", "model.onnx", "not finite"),  # NaN for every input
+    ("huge_weights", "model.onnx", "not finite"),  # finite on a zero tensor, infinite on a real face
+    ("tiny_temperature", "calibration.json", "calibrated probabilities"),  # finite logits, NaN after calibration
+])
+def test_models_whose_outputs_are_not_finite_probabilities_are_refused(tmp_path, breakage, culprit, message):
+    folder = make_model_folder(tmp_path / "m")
+    if breakage == "nan_bias":
+        make_linear_onnx(folder / "model.onnx", bias=np.full(7, np.nan))
+    elif breakage == "huge_weights":
+        make_linear_onnx(folder / "model.onnx", weights=np.full((64 * 64, 7), 1e38))
+    else:
+        cal = json.loads((folder / "calibration.json").read_text())
+        cal["temperature"] = 1e-310
+        (folder / "calibration.json").write_text(json.dumps(cal))
+    with pytest.raises(ArtifactError, match=message) as info:
+        load_model_folder(folder)
+    assert str(info.value).startswith(str(folder / culprit))
+
+
+def test_the_output_check_is_one_function_that_accepts_a_good_model(tmp_path):
+    from fer_models.model_folder import check_model_outputs
+
+    model = load_model_folder(make_model_folder(tmp_path / "m"))
+    check_model_outputs(model)  # a good model passes; load_model_folder already ran it
+    make_linear_onnx(tmp_path / "m" / "model.onnx", bias=np.full(7, np.inf))
+    model.classifier = OnnxClassifier(tmp_path / "m" / "model.onnx")
+    with pytest.raises(ArtifactError, match="not finite"):
+        check_model_outputs(model)
+
+
+@pytest.mark.parametrize("classes, message", [
+    (["Happy", "Angry", "Disgust", "Fear", "Sad", "Surprise", "Neutral"], "different order"),
+    (["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral", "Contempt"], "differ"),
+    (["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise"], "differ"),
+], ids=["reordered", "eight", "six"])
+def test_app_models_must_have_the_fer7_classes_in_canonical_order(tmp_path, classes, message):
+    from fer_models.model_folder import check_app_classes, load_app_model
+
+    folder = make_model_folder(tmp_path / "m", classes=classes)
+    model = load_model_folder(folder)  # a consistent folder is a valid model folder (training may use it)...
+    with pytest.raises(ClassListMismatch, match=message) as info:  # ...but not one the app can log or score
+        check_app_classes(model)
+    assert str(info.value).startswith(str(folder / "classes.json")) and "FER7" in str(info.value)
+    with pytest.raises(ClassListMismatch, match="FER7"):
+        load_app_model(folder)
+    (folder / "classes.json").unlink()
+    with pytest.raises(ClassListMismatch) as info:
+        load_app_model(folder)
+    assert str(info.value).startswith(str(folder / "model_card.json"))
+

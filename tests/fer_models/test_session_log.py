@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+import io
 import subprocess
 import sys
 
@@ -94,3 +96,53 @@ def test_label_intervals_roundtrip_and_lookup(tmp_path):
     path.write_text("start_ms,end_ms,label\n0,100,Happy\n50,150,Sad\n")
     with pytest.raises(ArtifactError, match="overlap"):
         read_label_intervals(path)
+
+
+# ----------------------------------------------------------------------------- issue 12: bad input
+
+@pytest.mark.parametrize("line, problem", [
+    ("0,nan,Happy", "must be finite numbers"),
+    ("nan,100,Happy", "must be finite numbers"),
+    ("0,inf,Happy", "must be finite numbers"),
+    ("-500,-100,Sad", "wholly before video time 0"),
+    ("-500,0,Sad", "wholly before video time 0"),
+])
+def test_label_intervals_that_could_never_apply_are_refused_with_the_line(tmp_path, line, problem):
+    path = tmp_path / "gt.csv"
+    path.write_text(f"start_ms,end_ms,label\n0,100,Fear\n{line}\n")
+    with pytest.raises(ArtifactError, match=f"line 3: .*{problem}") as info:
+        read_label_intervals(path)
+    assert str(info.value).startswith(str(path))
+
+
+def test_an_interval_starting_before_zero_still_applies_from_zero(tmp_path):
+    path = tmp_path / "gt.csv"
+    path.write_text("start_ms,end_ms,label\n-200,100,Happy\n")
+    iv = read_label_intervals(path)
+    assert label_at(iv, 0.0) == "Happy" and label_at(iv, 100.0) == ""
+
+
+def test_write_errors_name_the_file(tmp_path):
+    import errno
+
+    from fer_models.session_log import CsvLogWriter
+
+    class FullDisk(io.StringIO):
+        def flush(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    w = CsvLogWriter(tmp_path / "log.csv", ["a", "b"])
+    w.write([1, 2])
+    w._fh.close()
+    w._fh = FullDisk()
+    w._writer = csv.writer(w._fh)
+    with pytest.raises(ArtifactError, match="No space left on device") as info:
+        w.write([3, 4])
+    assert str(info.value).startswith(str(tmp_path / "log.csv"))
+    assert isinstance(info.value, OSError)  # callers that catch OSError still do
+    assert (tmp_path / "log.csv").read_text().splitlines() == ["a,b", "1,2"]  # the rows written stay
+
+    (tmp_path / "blocker").write_text("x")
+    with pytest.raises(ArtifactError, match="cannot") as info:
+        CsvLogWriter(tmp_path / "blocker" / "log.csv", ["a"])
+    assert str(tmp_path / "blocker") in str(info.value)
