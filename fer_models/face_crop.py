@@ -36,15 +36,13 @@ class CropSpec:
     clahe: bool = True
     align_eyes: bool = True
     crop_margin: float = DEFAULT_MARGIN
-    blur_sigma: float = 0.0  # Gaussian low-pass after the resize, sigma as a fraction of input_size
 
     @classmethod
     def from_card(cls, card, **overrides) -> "CropSpec":
         """Build from a ModelCard; ``overrides`` (app hygiene settings) win over the card."""
         values = dict(input_size=card.input_size, channels=card.channels, color=card.color,
                       mean=tuple(card.mean), std=tuple(card.std), clahe=card.clahe,
-                      align_eyes=card.align_eyes, crop_margin=card.crop_margin,
-                      blur_sigma=float(card.extra.get("input_blur", 0.0) or 0.0))
+                      align_eyes=card.align_eyes, crop_margin=card.crop_margin)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -103,12 +101,10 @@ def _resize(img: np.ndarray, s: int) -> np.ndarray:
 
 
 def prepare_face(face_img: np.ndarray, spec: CropSpec) -> np.ndarray:
-    """(Low-pass,) CLAHE, resize, colour mode and normalisation of a face crop -> float32 (C, S, S).
+    """CLAHE, resize, colour mode and normalisation of a face crop -> float32 (C, S, S).
 
     ``face_img`` is grayscale (H, W) or BGR (H, W, 3) uint8; the tensor is
-    (pixel / 255 - mean) / std, as model_card.json defines it. With ``blur_sigma`` the face
-    is first resized to the input side and low-passed there, then CLAHE'd: the order in
-    which the blurred Training images of ../shared met CLAHE during training.
+    (pixel / 255 - mean) / std, as model_card.json defines it.
     """
     img = np.asarray(face_img)
     if img.dtype != np.uint8:
@@ -118,11 +114,6 @@ def prepare_face(face_img: np.ndarray, spec: CropSpec) -> np.ndarray:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     elif spec.color == "rgb" and img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if spec.blur_sigma > 0:
-        # A model trained on low-passed images (the FER2013 Training split in ../shared is blurred,
-        # sigma ~0.06 of the side, while PublicTest/PrivateTest are sharp) must see sharp faces
-        # low-passed the same way; the card's input_blur says how much.
-        img = cv2.GaussianBlur(_resize(img, s), (0, 0), spec.blur_sigma * s, borderType=cv2.BORDER_REPLICATE)
     if spec.clahe:
         if img.ndim == 2:
             img = _clahe().apply(img)

@@ -64,10 +64,12 @@ class ModelCard:
             raise ArtifactError(where, f"crop_margin must be a number, got {self.crop_margin!r}") from exc
         if not -0.4 <= self.crop_margin <= 2.0:
             raise ArtifactError(where, f"crop_margin must lie in [-0.4, 2], got {self.crop_margin}")
-        blur = self.extra.get("input_blur", 0.0)
-        if not isinstance(blur, (int, float)) or isinstance(blur, bool) or not 0.0 <= blur <= 0.25:
-            raise ArtifactError(where, f"input_blur must be a number in [0, 0.25] (Gaussian sigma as a fraction "
-                                       f"of input_size), got {blur!r}")
+        if self.extra.get("input_blur"):
+            # cards of models trained on the Gaussian-blurred FER2013 Training copy (replaced on
+            # 2026-11-28) asked for a matching low-pass at inference; such models are obsolete
+            raise ArtifactError(where, f"input_blur {self.extra['input_blur']!r}: this model was trained on the "
+                                       "blurred FER2013 Training copy and is obsolete; retrain it on the sharp "
+                                       "data (input low-pass is no longer supported)")
         if not isinstance(self.metrics, dict):
             raise ArtifactError(where, "metrics must be an object")
         return self

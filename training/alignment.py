@@ -171,7 +171,16 @@ def require_aligned(softlabel_dir: str | Path, index: CanonicalIndex | str | Pat
     if problems:
         raise ArtifactError(folder, "soft labels are not aligned with the index: " + "; ".join(problems))
     if (meta.get("diagnostic") or {}).get("status") != "passed":
-        print(f"warning: {folder}: alignment diagnostic not run yet (fer-train check-alignment)", file=sys.stderr)
+        # never train on soft labels whose rows were not recomputed from their producer: run it now
+        print(f"{folder}: alignment diagnostic never run; running it now (fer-train check-alignment)",
+              file=sys.stderr)
+        try:
+            result = check_alignment(folder, index)
+        except OSError:  # a read-only folder: judge it all the same, without recording the verdict
+            result = check_alignment(folder, index, write=False)
+        if result["status"] != "passed":
+            raise ArtifactError(folder, "alignment diagnostic failed: " + "; ".join(result["problems"]))
+        meta = _read_meta(folder)
     return SoftLabels(folder, meta, arrays)
 
 
@@ -195,7 +204,7 @@ def _recompute_teacher(meta: dict[str, Any], index: CanonicalIndex, rows: np.nda
         problems.append(f"checkpoint {ckpt} is not the one that produced the soft labels (sha256 "
                         f"{digest[:12]} vs recorded {producer['checkpoint_sha256'][:12]})")
     model, ck = model_from_checkpoint(ckpt, classes=index.classes)
-    spec = checkpoint_crop_spec(ck, producer.get("input_blur"))  # the low-pass softlabels fed the model
+    spec = checkpoint_crop_spec(ck, ckpt)
     root = data_root if data_root is not None else producer.get("data_root")
     ds = FERDataset(index, spec, positions=rows, root=root if root and Path(root).exists() else None)
     z, pos = predict_logits(model, ds, batch_size=64)

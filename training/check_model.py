@@ -1,8 +1,8 @@
 """Accuracy and calibration of a model *folder* (the ONNX the app loads) on a whole split.
 
 The parity check of ``fer-train export`` compares ONNX with torch on 64 faces; this scores the
-shipped artifact itself, through ``fer_models`` (the app's loader, its crop spec with the card's
-``input_blur``, its calibration), on every image of a split, so a figure quoted for the bundled
+shipped artifact itself, through ``fer_models`` (the app's loader, its crop spec, its
+calibration), on every image of a split, so a figure quoted for the bundled
 model is a figure of the file in ``resources/`` and not of the checkpoint it came from.
 """
 
@@ -34,7 +34,7 @@ def check_model(model_dir: str | Path, index_dir: str | Path, split: str = "test
         logits.append(model.logits(x))
     z = np.concatenate(logits).astype(np.float64)
     after = apply_calibration(z, model.calibration)  # what FerModel.probs returns, without a second ONNX run
-    return {"model_id": model.model_id, "split": split, "n": len(ds), "input_blur": model.crop_spec().blur_sigma,
+    return {"model_id": model.model_id, "split": split, "n": len(ds),
             "before": classification_metrics(softmax(z), ds.labels),
             "after": classification_metrics(after, ds.labels), "temperature": model.calibration.temperature}
 
@@ -52,7 +52,7 @@ def add_parser(sub: Any) -> None:
 
 def run_cli(args: Any) -> int:
     r = check_model(args.model_dir, args.index, args.split, args.batch_size, args.data, args.threads)
-    print(f"{r['model_id']} on {r['split']} (n={r['n']}, input_blur {r['input_blur']:g}, T={r['temperature']:g})")
+    print(f"{r['model_id']} on {r['split']} (n={r['n']}, T={r['temperature']:g})")
     for stage in ("before", "after"):
         m = r[stage]
         print(f"  {stage:6s} calibration: acc {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f} nll {m['nll']:.4f} "

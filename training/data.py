@@ -20,8 +20,9 @@ Why this shape:
 from __future__ import annotations
 
 import csv
+import math
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,7 +41,7 @@ from training.index import CanonicalIndex, decode_csv_pixels, decode_image_bytes
 # ----------------------------------------------------------------------------- preprocessing spec
 
 def make_crop_spec(input_size: int, in_chans: int = 1, clahe: bool = True,
-                   crop_margin: float = DEFAULT_MARGIN, blur_sigma: float = 0.0) -> CropSpec:
+                   crop_margin: float = DEFAULT_MARGIN) -> CropSpec:
     """The CropSpec a model trained here records in its checkpoint (and later its model card).
 
     Gray faces, replicated to ``in_chans`` channels, normalised with mean 0.5 and std 0.5.
@@ -51,7 +52,7 @@ def make_crop_spec(input_size: int, in_chans: int = 1, clahe: bool = True,
         raise ValueError(f"in_chans must be 1 or 3, got {in_chans}")
     return CropSpec(input_size=int(input_size), channels=int(in_chans), color="gray",
                     mean=(0.5,) * in_chans, std=(0.5,) * in_chans, clahe=bool(clahe),
-                    align_eyes=True, crop_margin=float(crop_margin), blur_sigma=float(blur_sigma))
+                    align_eyes=True, crop_margin=float(crop_margin))
 
 
 def crop_spec_to_dict(spec: CropSpec) -> dict[str, Any]:
@@ -60,21 +61,34 @@ def crop_spec_to_dict(spec: CropSpec) -> dict[str, Any]:
     return d
 
 
+class ObsoleteCheckpoint(ValueError):
+    """A checkpoint trained with the input low-pass of the blurred FER2013 Training copy."""
+
+
 def crop_spec_from_dict(d: dict[str, Any]) -> CropSpec:
+    """A CropSpec from its stored form; refuses the blurred-data era's low-pass (``blur_sigma`` > 0).
+
+    Checkpoints written while the Training copy in ../shared was blurred (before 2026-11-28)
+    record ``blur_sigma``; 0 is harmless and dropped, anything else means the model learned
+    from blurred faces and is obsolete.
+    """
     d = dict(d)
+    blur = d.pop("blur_sigma", 0.0) or 0.0
+    if blur:
+        raise ObsoleteCheckpoint(f"crop spec has an input low-pass (blur_sigma {blur}): trained on the blurred "
+                                 "FER2013 Training copy, obsolete; retrain on the sharp data")
     d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
     return CropSpec(**d)
 
 
-def checkpoint_crop_spec(ck: dict[str, Any], input_blur: float | None = None) -> CropSpec:
-    """The CropSpec a checkpoint was trained with (older checkpoints without one: the defaults).
-
-    ``input_blur`` (not None) replaces its low-pass: runs that predate ``--input-blur`` are
-    evaluated, exported and asked for soft labels with the blur the Training split carries.
-    """
-    spec = crop_spec_from_dict(ck["crop_spec"]) if ck.get("crop_spec") else make_crop_spec(ck["input_size"],
-                                                                                          ck["in_chans"])
-    return spec if input_blur is None else replace(spec, blur_sigma=float(input_blur))
+def checkpoint_crop_spec(ck: dict[str, Any], where: str | Path = "checkpoint") -> CropSpec:
+    """The CropSpec a checkpoint was trained with (older checkpoints without one: the defaults)."""
+    if not ck.get("crop_spec"):
+        return make_crop_spec(ck["input_size"], ck["in_chans"])
+    try:
+        return crop_spec_from_dict(ck["crop_spec"])
+    except ObsoleteCheckpoint as exc:
+        raise ArtifactError(where, str(exc)) from exc
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -91,6 +105,7 @@ class AugmentConfig:
     contrast: float = 0.2                    # multiplicative, around the image mean
     noise_std: float = 0.0                   # webcam-style Gaussian noise, sigma up to this (gray levels)
     blur_prob: float = 0.0                   # webcam-style defocus: probability of a small Gaussian blur
+    erase_prob: float = 0.0                  # random erasing: probability of one grey rectangle (2-25% of area)
 
     @classmethod
     def webcam(cls) -> "AugmentConfig":
@@ -120,6 +135,13 @@ def augment_image(img: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig)
         f = cv2.GaussianBlur(f, (3, 3), sigmaX=float(rng.uniform(0.3, 1.0)))
     if cfg.noise_std > 0:
         f += rng.normal(0.0, rng.uniform(0.0, cfg.noise_std), f.shape).astype(np.float32)
+    if cfg.erase_prob > 0 and rng.random() < cfg.erase_prob:
+        # random erasing (Zhong et al. 2020): an occluder of random size, aspect and grey level
+        area = rng.uniform(0.02, 0.25) * h * w
+        aspect = math.exp(rng.uniform(math.log(0.3), math.log(3.3)))
+        eh, ew = min(h, max(1, int(round(math.sqrt(area * aspect))))), min(w, max(1, int(round(math.sqrt(area / aspect)))))
+        y0, x0 = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
+        f[y0:y0 + eh, x0:x0 + ew] = rng.uniform(0.0, 255.0)
     return np.clip(np.rint(f), 0, 255).astype(np.uint8)
 
 
@@ -201,11 +223,6 @@ def get_store(index: CanonicalIndex, root: str | Path | None = None) -> ImageSto
 
 # ----------------------------------------------------------------------------- dataset
 
-# Splits whose images are already low-passed in ../shared's FER2013 copy (docs/decisions.md): a spec's
-# blur_sigma (the model card's input_blur) is applied to every other split, never to these.
-PRE_BLURRED_SPLITS = ("train",)
-
-
 class FERDataset(Dataset):
     """Rows of a canonical index (one split or given positions) as (tensor, label, position).
 
@@ -218,7 +235,6 @@ class FERDataset(Dataset):
                  seed: int = 0, root: str | Path | None = None, preload: bool = True, progress: bool = False):
         self.index = index
         self.spec = spec
-        self._unblurred = replace(spec, blur_sigma=0.0)
         if positions is None:
             positions = index.positions(split)
         self.positions = np.asarray(positions, dtype=np.int64)
@@ -249,10 +265,7 @@ class FERDataset(Dataset):
         return img
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        spec = self.spec
-        if spec.blur_sigma > 0 and self.index.splits[self.positions[i]] in PRE_BLURRED_SPLITS:
-            spec = self._unblurred  # these images already carry the low-pass the spec asks for
-        x = prepare_face(self.image(i), spec)
+        x = prepare_face(self.image(i), self.spec)
         return torch.from_numpy(x), int(self.labels[i]), int(self.positions[i])
 
 

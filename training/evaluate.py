@@ -180,19 +180,15 @@ def load_for_inference(run_dir: Path, checkpoint: str | Path, classes: Sequence[
 def evaluate_checkpoint(run_dir: str | Path, index_dir: str | Path, checkpoint: str = "best.pt",
                         splits: Sequence[str] = EVAL_SPLITS, batch_size: int = 256, device: str = "auto",
                         data_root: str | Path | None = None, max_samples: int | None = None,
-                        progress: bool = True, input_blur: float | None = None) -> dict[str, dict[str, Any]]:
-    """Evaluate a run's checkpoint on whole splits of an index and write the split reports.
-
-    ``input_blur`` overrides the low-pass the model is fed (CropSpec.blur_sigma): a model trained
-    on a blurred Training split is evaluated on sharp val/test images blurred the same way.
-    """
+                        progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Evaluate a run's checkpoint on whole splits of an index and write the split reports."""
     from training.data import FERDataset, checkpoint_crop_spec, stratified_subset
     from training.index import load_index
 
     run_dir = Path(run_dir)
     index = load_index(index_dir)
     model, ck, ckpt_path, dev, channels_last = load_for_inference(run_dir, checkpoint, index.classes, device)
-    spec = checkpoint_crop_spec(ck, input_blur)
+    spec = checkpoint_crop_spec(ck, ckpt_path)
     out = {}
     for split in splits:
         pos = index.positions(split)
@@ -202,8 +198,7 @@ def evaluate_checkpoint(run_dir: str | Path, index_dir: str | Path, checkpoint: 
         logits, positions = predict_logits(model, ds, batch_size, dev, progress=progress,
                                            channels_last=channels_last)
         out[split] = write_split_report(run_dir, split, logits, positions, index, index.classes,
-                                        {"checkpoint": ckpt_path.name, "epoch": ck.get("epoch"),
-                                         "input_blur": spec.blur_sigma})
+                                        {"checkpoint": ckpt_path.name, "epoch": ck.get("epoch")})
         print(f"{split}: n={out[split]['n']} acc={out[split]['accuracy']:.4f} "
               f"macro_f1={out[split]['macro_f1']:.4f} nll={out[split]['nll']:.4f} ece={out[split]['ece']:.4f}")
     return out
@@ -218,15 +213,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default=None, help="data root if it moved since the index was built")
-    p.add_argument("--input-blur", type=float, default=None,
-                   help="Gaussian low-pass of the inputs, sigma as a fraction of the input side (default: the "
-                        "checkpoint's crop spec); 0.06 matches the blurred FER2013 Training split in ../shared")
     p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args: Any) -> int:
     evaluate_checkpoint(args.run_dir, args.index, args.checkpoint, args.splits, args.batch_size, args.device,
-                        args.data, input_blur=args.input_blur)
+                        args.data)
     return 0
 
 

@@ -104,7 +104,7 @@ def parity_check(model: Any, onnx_path: Path, images: Sequence[np.ndarray], spec
 
 def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: float | None = None,
                model_id: str | None = None, images: Sequence[np.ndarray] | None = None,
-               framing: dict[str, Any] | None = None, input_blur: float | None = None) -> dict[str, Any]:
+               framing: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write out_dir/fp32 (and out_dir/fp16) model folders from a run; returns what was written and measured."""
     from training.data import checkpoint_crop_spec
     from training.models import model_from_checkpoint
@@ -114,7 +114,7 @@ def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: fl
     model, data = model_from_checkpoint(ckpt)
     classes = list(data["classes"])
     args = _read_json_or_empty(run_dir / "args.json")
-    spec = checkpoint_crop_spec(data, input_blur)
+    spec = checkpoint_crop_spec(data, ckpt)
     if crop_margin is not None:
         spec = dataclasses.replace(spec, crop_margin=float(crop_margin))
     cal_path = run_dir / "calibration.json"
@@ -152,7 +152,7 @@ def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: fl
             mean=list(spec.mean), std=list(spec.std), clahe=spec.clahe, align_eyes=spec.align_eyes,
             crop_margin=spec.crop_margin, backbone=data["backbone"], index_fingerprint=fingerprint or "",
             metrics=metrics, model_id=f"{model_id or run_dir.name}-{precision}", precision=precision,
-            extra={"input_blur": spec.blur_sigma, "stem_stride": data.get("stem_stride"), "parity_max_abs_prob_diff": diff,
+            extra={"stem_stride": data.get("stem_stride"), "parity_max_abs_prob_diff": diff,
                    "parity_images": len(images), "source_run": str(run_dir), "framing": framing,
                    "opset": OPSET, "training": training_summary(args, data)},
         )
@@ -212,8 +212,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--crop-margin", type=float, help="live crop margin for the card (default: measured on the "
                                                      "run's validation images with the live detector)")
     p.add_argument("--model-id", help="model id prefix in the card (default: the run folder's name)")
-    p.add_argument("--input-blur", type=float, help="input low-pass recorded in the card (sigma / input side); "
-                                                    "default: the checkpoint's crop spec")
     p.set_defaults(func=run_cli)
 
 
@@ -228,6 +226,6 @@ def run_cli(args: Any) -> int:
             margin = round(framing["margin_median"], 3)
             log.info("measured crop margin %.3f (detection rate %.2f)", margin, framing["detection_rate"])
     report = export_run(run_dir, args.out or run_dir / "export", fp16=args.fp16, crop_margin=margin,
-                        model_id=args.model_id, framing=framing, input_blur=args.input_blur)
+                        model_id=args.model_id, framing=framing)
     print(json.dumps(report, indent=2))
     return 0

@@ -67,6 +67,7 @@ class CanonicalIndex:
     fingerprint: str = ""
     corrupt: list[dict[str, str]] = field(default_factory=list)
     path: Path | None = None
+    health: dict[str, Any] = field(default_factory=dict)  # training.data_health summary, per split
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -117,6 +118,7 @@ class CanonicalIndex:
             "counts": counts,
             "n_corrupt": len(self.corrupt),
             "corrupt": list(self.corrupt),
+            "health": self.health,
         }
 
 
@@ -301,6 +303,9 @@ def build_index(data: str | Path, fmt: str = "auto", name: str | None = None, sk
     if progress:
         from tqdm import tqdm
         iterator = tqdm(candidates, desc="index", unit="img", mininterval=1.0, file=sys.stderr)
+    from training.data_health import HealthAccumulator
+
+    health = HealthAccumulator()
     kept: list[tuple[_Candidate, str]] = []
     corrupt: list[dict[str, str]] = []
     for cand in iterator:
@@ -311,10 +316,10 @@ def build_index(data: str | Path, fmt: str = "auto", name: str | None = None, sk
                     blob = cand.path.read_bytes()
                 except OSError as exc:
                     raise ArtifactError(cand.path, f"cannot be read ({exc.strerror or exc})") from exc
-                decode_image_bytes(blob, cand.path)
+                img = decode_image_bytes(blob, cand.path)
             else:
                 blob = (cand.pixels or "").encode("utf-8")
-                decode_csv_pixels(cand.pixels or "", where)
+                img = decode_csv_pixels(cand.pixels or "", where)
         except ArtifactError as exc:
             if not skip_corrupt:
                 raise ArtifactError(exc.path, f"{exc.problem} (rerun with --skip-corrupt to leave such files "
@@ -322,6 +327,7 @@ def build_index(data: str | Path, fmt: str = "auto", name: str | None = None, sk
             corrupt.append({"sample_id": cand.sample_id, "file": str(where), "problem": exc.problem})
             continue
         kept.append((cand, sha256_bytes(blob)))
+        health.add(cand.split, img)
     if not kept:
         raise ArtifactError(source, "every image is corrupt")
 
@@ -338,6 +344,7 @@ def build_index(data: str | Path, fmt: str = "auto", name: str | None = None, sk
         format=fmt,
         source=str(source),
         corrupt=sorted(corrupt, key=lambda d: d["sample_id"]),
+        health=health.summary(),
     )
 
 
@@ -415,7 +422,8 @@ def load_index(index_dir: str | Path) -> CanonicalIndex:
     return CanonicalIndex(name=str(meta.get("name") or d.name), sample_ids=ids, labels=np.array(labels),
                           splits=np.array(splits), sha256=hashes, classes=classes,
                           format=str(meta.get("format", "")), source=str(meta.get("source", "")),
-                          fingerprint=fingerprint, corrupt=list(meta.get("corrupt") or []), path=d)
+                          fingerprint=fingerprint, corrupt=list(meta.get("corrupt") or []), path=d,
+                          health=dict(meta.get("health") or {}))
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -429,15 +437,40 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--name", default=None, help="index name (default: the data folder or csv file name)")
     p.add_argument("--skip-corrupt", action="store_true",
                    help="leave corrupt or unreadable images out and record them in index.json")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing index in --out (says whether its fingerprint changes)")
     p.set_defaults(func=run_cli)
 
 
 def run_cli(args: Any) -> int:
+    out_dir = Path(args.out)
+    old_meta = out_dir / "index.json"
+    old_fp = None
+    if old_meta.exists() or (out_dir / "index.csv").exists():
+        if not args.force:
+            raise ArtifactError(out_dir, "already holds an index; teachers, soft labels and students refer to it "
+                                         "by folder and fingerprint. Choose another --out, or pass --force to "
+                                         "replace it")
+        try:
+            old_fp = read_json(old_meta).get("fingerprint")
+        except (ArtifactError, OSError, ValueError, AttributeError):
+            old_fp = None
     index = build_index(args.data, args.format, args.name, args.skip_corrupt)
-    out = write_index(index, args.out)
+    out = write_index(index, out_dir)
     sizes = index.metadata()["split_sizes"]
     print(f"index {index.name}: {len(index)} rows {sizes}, format {index.format}, "
           f"fingerprint {index.fingerprint}, corrupt {len(index.corrupt)} -> {out}")
     for c in index.corrupt:
         print(f"  skipped corrupt: {c['file']}: {c['problem']}")
+    for split, h in index.health.get("splits", {}).items():
+        print(f"  {split}: {h['n_images']} images {h['size']}, brightness {h['mean_brightness']:.1f}, "
+              f"sharpness median {h['sharpness_median']:.2f}")
+    for w in index.health.get("warnings", []):
+        print(f"warning: {out / 'index.json'}: {w}", file=sys.stderr)
+    if args.force and old_fp is not None:
+        if old_fp == index.fingerprint:
+            print(f"replaced the index in {out}: same fingerprint, runs and soft labels built on it stay valid")
+        else:
+            print(f"warning: replaced the index in {out}: fingerprint {str(old_fp)[:12]} -> {index.fingerprint[:12]}; "
+                  "soft labels, teachers and students built on the old one will now be refused", file=sys.stderr)
     return 0

@@ -65,18 +65,42 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
-def pick_amp(mode: str, device: torch.device) -> torch.dtype | None:
-    """AMP dtype: ``auto`` = bf16 on CUDA where supported, else fp16 on CUDA, off on CPU."""
-    if mode == "off" or device.type != "cuda":
-        if mode in ("bf16", "fp16") and device.type != "cuda":
-            print(f"warning: --amp {mode} ignored on {device.type}; training in fp32", file=sys.stderr)
+# bfloat16 autocast on CPU pays only where oneDNN has bf16 (AVX512-BF16 / AMX) kernels for the net's
+# layers: dense 3x3 convolutions (ResNet, VGG-style) gain, depthwise-heavy nets (MobileNetV3,
+# EfficientNet) lose. Measured per backbone with benchmarks/train_step_cost.py (docs/benchmarks.md).
+CPU_BF16_FAMILIES = ("resnet", "convnext", "vgg")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU runs bfloat16 matrix kernels natively (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - older torch
+        return False
+
+
+def pick_amp(mode: str, device: torch.device, family: str | None = None) -> torch.dtype | None:
+    """AMP dtype for the forward pass.
+
+    CUDA: ``auto`` = bf16 where supported, else fp16. CPU: ``auto`` = bf16 for the backbone
+    families in ``CPU_BF16_FAMILIES`` when the CPU has native bf16 kernels, else off; ``bf16``
+    forces it; fp16 autocast is never used on CPU (no fast kernels, needs a scaler).
+    """
+    if mode == "off":
         return None
+    if device.type != "cuda":
+        if mode == "fp16":
+            print(f"warning: --amp fp16 ignored on {device.type}; training in fp32", file=sys.stderr)
+            return None
+        if mode == "bf16":
+            return torch.bfloat16
+        return torch.bfloat16 if (family in CPU_BF16_FAMILIES and device.type == "cpu" and cpu_has_bf16()) else None
     if mode == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
 
 
-def setup_runtime(device: str = "auto", amp: str = "auto") -> Runtime:
+def setup_runtime(device: str = "auto", amp: str = "auto", family: str | None = None) -> Runtime:
     """Initialise the process group when launched by torchrun (WORLD_SIZE > 1) and pick device and AMP."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -85,7 +109,7 @@ def setup_runtime(device: str = "auto", amp: str = "auto") -> Runtime:
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, timeout=timedelta(hours=2))
-    return Runtime(device=dev, rank=rank, world_size=world, local_rank=local, amp_dtype=pick_amp(amp, dev))
+    return Runtime(device=dev, rank=rank, world_size=world, local_rank=local, amp_dtype=pick_amp(amp, dev, family))
 
 
 def teardown_runtime(rt: Runtime) -> None:

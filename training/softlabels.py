@@ -123,13 +123,11 @@ def _write_folder(out_dir: str | Path, index: CanonicalIndex, arrays: dict[str, 
 def export_softlabels(run_dir: str | Path, index_dir: str | Path, out: str | Path | None = None,
                       temperature: float = DEFAULT_TEMPERATURE, checkpoint: str = "best.pt",
                       batch_size: int = 256, device: str = "auto", data_root: str | Path | None = None,
-                      diagnostic_rows: int = 64, progress: bool = True, input_blur: float | None = None) -> Path:
+                      diagnostic_rows: int = 64, progress: bool = True) -> Path:
     """Predict every index row with a run's checkpoint and write its soft-label folder.
 
     The folder goes to ``out`` (or ``RUN_DIR/softlabels``) under ``<index>-<fp8>``; the
     alignment diagnostic (recomputing ``diagnostic_rows`` random rows) runs right away.
-    ``input_blur`` overrides the checkpoint's low-pass (for runs that predate ``--input-blur``);
-    it is recorded in alignment.json so the diagnostic recomputes rows with the same inputs.
     """
     from training.alignment import check_alignment
     from training.data import FERDataset, checkpoint_crop_spec
@@ -139,7 +137,7 @@ def export_softlabels(run_dir: str | Path, index_dir: str | Path, out: str | Pat
     run_dir = Path(run_dir)
     index = load_index(index_dir)
     model, ck, ckpt, dev, cl = load_for_inference(run_dir, checkpoint, index.classes, device)
-    spec = checkpoint_crop_spec(ck, input_blur)
+    spec = checkpoint_crop_spec(ck, ckpt)
     ds = FERDataset(index, spec, root=data_root, progress=progress)
     logits, pos = predict_logits(model, ds, batch_size, dev, progress=progress, channels_last=cl)
     if not np.array_equal(pos, np.arange(len(index))):
@@ -151,7 +149,6 @@ def export_softlabels(run_dir: str | Path, index_dir: str | Path, out: str | Pat
                              "checkpoint_sha256": sha256_file(ckpt), "backbone": ck["backbone"],
                              "input_size": ck["input_size"], "in_chans": ck["in_chans"],
                              "stem_stride": ck.get("stem_stride"), "epoch": ck.get("epoch"),
-                             "input_blur": spec.blur_sigma,
                              "trained_on_index": ck.get("index_fingerprint"), "data_root": str(data_root or index.source)}}
     write_softlabels(folder, index, logits, temperature, kind, producer)
     result = check_alignment(folder, index, n_rows=diagnostic_rows, data_root=data_root)
@@ -174,9 +171,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default=None, help="data root if it moved since the index was built")
     p.add_argument("--diagnostic-rows", type=int, default=64, help="rows recomputed by the alignment diagnostic")
-    p.add_argument("--input-blur", type=float, default=None,
-                   help="Gaussian low-pass of the inputs, sigma as a fraction of the side (default: the checkpoint's "
-                        "crop spec); recorded in alignment.json")
     p.set_defaults(func=lambda a: (export_softlabels(a.run_dir, a.index, a.out, a.temperature, a.checkpoint,
-                                                     a.batch_size, a.device, a.data, a.diagnostic_rows,
-                                                     input_blur=a.input_blur), 0)[1])
+                                                     a.batch_size, a.device, a.data, a.diagnostic_rows), 0)[1])

@@ -30,6 +30,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 LossFn = Callable[[Any, Any, Any, float], Any]
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "train_samples",
-                   "sec_per_batch")
+                   "sec_per_batch", "images_per_sec")
 SMOKE_EPOCHS = 3
 SMOKE_TRAIN_SAMPLES = 700
 SMOKE_EVAL_SAMPLES = 350
@@ -77,7 +78,8 @@ def add_train_arguments(p: Any) -> None:
     p.add_argument("--drop-rate", type=float, default=0.0, help="dropout before the classifier")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"),
-                   help="auto: bf16 (or fp16) on CUDA, off on CPU")
+                   help="auto: bf16 (or fp16) on CUDA; on CPU bf16 for ResNet/ConvNeXt when the CPU has bf16 "
+                        "kernels (AVX512-BF16/AMX), else fp32 (docs/benchmarks.md)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default 0 on CPU, 6 on CUDA)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -94,11 +96,10 @@ def add_train_arguments(p: Any) -> None:
     p.add_argument("--pretrained-checkpoint", "--init-checkpoint", dest="pretrained_checkpoint", default=None,
                    help="local checkpoint to initialise from (refused below 60%% parameter match)")
     p.add_argument("--no-clahe", action="store_true", help="train without CLAHE (recorded in the crop spec)")
-    p.add_argument("--input-blur", type=float, default=0.0,
-                   help="Gaussian low-pass (sigma / input side) applied to val/test and live inputs so they match "
-                        "an already-blurred Training split; 0.06 for ../shared's FER2013 (docs/decisions.md)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--webcam-aug", action="store_true", help="add webcam-style noise and blur to the augmentation")
+    p.add_argument("--random-erasing", type=float, default=0.0,
+                   help="probability of random erasing (one grey rectangle of 2-25%% of the face) per image")
     p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
                    help="channels-last memory format (auto: on for conv nets; about 2-3x faster on CPU)")
     p.add_argument("--eval-batch-size", type=int, default=256)
@@ -211,7 +212,7 @@ def run_training(args: Any, backbone: str, *, role: str = "teacher",
     from training.runtime import library_versions, maybe_no_sync, seed_everything, setup_runtime, teardown_runtime
 
     argd = _normalise_args(args)
-    rt = setup_runtime(args.device, args.amp)
+    rt = setup_runtime(args.device, args.amp, backbone_family(backbone))
     if args.threads:
         torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
@@ -241,9 +242,10 @@ def run_training(args: Any, backbone: str, *, role: str = "teacher",
     val_pos = index.positions("val")
     if args.max_eval_samples:
         val_pos = stratified_subset(val_pos, index.labels[val_pos], args.max_eval_samples, 0)
-    spec = make_crop_spec(args.input_size, args.in_chans, clahe=not args.no_clahe,
-                          blur_sigma=args.input_blur)
+    spec = make_crop_spec(args.input_size, args.in_chans, clahe=not args.no_clahe)
     augment = None if args.no_augment else (AugmentConfig.webcam() if args.webcam_aug else AugmentConfig())
+    if augment is not None and getattr(args, "random_erasing", 0.0):
+        augment = replace(augment, erase_prob=float(args.random_erasing))
     show = rt.is_main and not args.no_progress
     train_ds = FERDataset(index, spec, positions=train_pos, augment=augment, seed=args.seed, root=args.data,
                           progress=show)
@@ -403,7 +405,8 @@ def run_training(args: Any, backbone: str, *, role: str = "teacher",
                        "train_acc": f"{correct.item() / max(1, seen.item()):.6f}", "val_loss": f"{val_loss:.6f}",
                        "val_acc": f"{val_acc:.6f}", "lr": f"{optimizer.param_groups[0]['lr']:.6e}",
                        "seconds": f"{seconds:.2f}", "train_samples": int(seen.item()),
-                       "sec_per_batch": f"{train_seconds / max(1, steps_per_epoch):.4f}"}
+                       "sec_per_batch": f"{train_seconds / max(1, steps_per_epoch):.4f}",
+                       "images_per_sec": f"{seen.item() / max(1e-9, train_seconds):.1f}"}
                 history.append(row)
                 _write_history(out / "history.csv", history)
                 improved = val_acc > best_acc
@@ -419,7 +422,7 @@ def run_training(args: Any, backbone: str, *, role: str = "teacher",
                     best_val_acc=best_acc, best_epoch=best_epoch, torch_rng_state=torch.get_rng_state()))
                 print(f"epoch {epoch + 1}/{args.epochs} loss {row['train_loss']} acc {row['train_acc']} | "
                       f"val loss {row['val_loss']} acc {row['val_acc']}{' *' if improved else ''} | "
-                      f"lr {row['lr']} | {seconds:.1f}s ({row['sec_per_batch']}s/batch)", flush=True)
+                      f"lr {row['lr']} | {seconds:.1f}s ({row['sec_per_batch']}s/batch, {row['images_per_sec']} img/s)", flush=True)
             rt.barrier()
             if args.stop_after_epoch is not None and epoch + 1 >= args.stop_after_epoch and epoch + 1 < args.epochs:
                 completed = False

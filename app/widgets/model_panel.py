@@ -30,9 +30,6 @@ def card_html(model: FerModel) -> str:
                  f"CLAHE {'on' if c.clahe else 'off'}"),
         ("Calibration T", f"{cal.temperature:.3f}"),
     ]
-    blur = c.extra.get("input_blur") or 0.0
-    if blur:
-        rows.append(("Input low-pass", f"Gaussian sigma {blur:.3f} of the side (matches the training images)"))
     trained = training_line(c.extra.get("training"))
     if trained:
         rows.append(("Trained", trained))

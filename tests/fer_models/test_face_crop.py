@@ -107,39 +107,12 @@ def test_crop_is_deterministic_and_handles_faces_at_the_edge(faces, detector):
     assert edge.shape == (1, 64, 64) and np.isfinite(edge).all()
 
 
-def _sharpness(img: np.ndarray) -> float:
-    return float(np.abs(cv2.Laplacian(img, cv2.CV_64F)).mean())
-
-
-def test_input_blur_matches_sharp_test_faces_to_the_blurred_training_split(fer2013_dir):
-    """The Training split in ../shared is low-passed (sigma ~0.067 of the side); the test splits are sharp.
-
-    A card's input_blur makes prepare_face low-pass sharp faces to the training images' level.
-    """
-    train = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
-             for p in sorted((fer2013_dir / "train" / "happy").glob("*.jpg"))[:40]]
-    test = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in fer_images(fer2013_dir, per_class=6)]
-    train_sharp = np.median([_sharpness(i) for i in train])
-    test_sharp = np.median([_sharpness(i) for i in test])
-    assert train_sharp < 4 < 10 < test_sharp  # measured here: ~1.9 vs ~29
-    spec = CropSpec(input_size=48, clahe=False, blur_sigma=0.067)
-    to_u8 = lambda x: np.clip((x[0] * 0.5 + 0.5) * 255, 0, 255).astype(np.uint8)  # noqa: E731
-    blurred = np.median([_sharpness(to_u8(prepare_face(i, spec))) for i in test])
-    assert abs(blurred - train_sharp) < 1.0
-
-
-def test_card_input_blur_reaches_the_crop_spec(tmp_path):
-    import json
-
+def test_card_of_a_blurred_data_model_is_refused_as_obsolete(tmp_path):
+    """Cards asking for the blurred-copy low-pass (input_blur > 0) name the problem instead of loading."""
     from fer_models.errors import ArtifactError
     from fer_models.model_card import load_model_card
     from tests.factories import make_model_folder
 
-    folder = make_model_folder(tmp_path / "m", extra={"input_blur": 0.067})
-    card = load_model_card(folder)
-    assert CropSpec.from_card(card).blur_sigma == pytest.approx(0.067)
-    data = json.loads((folder / "model_card.json").read_text())
-    data["input_blur"] = 0.9
-    (folder / "model_card.json").write_text(json.dumps(data))
-    with pytest.raises(ArtifactError, match="input_blur must be a number"):
-        load_model_card(folder)
+    with pytest.raises(ArtifactError, match=r"model_card.json.*input_blur 0.06.*obsolete"):
+        load_model_card(make_model_folder(tmp_path / "m", extra={"input_blur": 0.06}))
+    assert load_model_card(make_model_folder(tmp_path / "ok", extra={"input_blur": 0.0})).input_size > 0

@@ -16,14 +16,14 @@ from training.cli import main
 from training.index import build_index
 from training.softlabels import write_softlabels
 
-from .conftest import good_logits
+from .conftest import good_logits, mark_diagnosed
 
 
 @pytest.fixture
 def folder(mini_index, tmp_path):
     z = good_logits(mini_index.labels)
-    return write_softlabels(tmp_path / "run" / "softlabels" / mini_index.short_name, mini_index, z, 2.0, "teacher",
-                            {"producer": {"checkpoint": "none"}})
+    return mark_diagnosed(write_softlabels(tmp_path / "run" / "softlabels" / mini_index.short_name, mini_index, z,
+                                           2.0, "teacher", {"producer": {"checkpoint": "none"}}))
 
 
 def _rewrite(folder, edit, rehash=True):
@@ -175,27 +175,53 @@ def test_diagnostic_recomputes_rows_from_checkpoint(mini_index, tmp_path):
         require_aligned(folder, mini_index)
 
 
-def test_softlabels_input_blur_is_recorded_and_used_by_the_diagnostic(mini_index, tmp_path):
-    """--input-blur changes the val/test rows, is written to alignment.json, and the diagnostic feeds it back."""
+def test_softlabels_refuse_a_checkpoint_trained_on_the_blurred_copy(mini_index, tmp_path):
+    """A checkpoint whose crop spec carries the old input low-pass is obsolete: named, nothing written."""
     from training.data import crop_spec_to_dict, make_crop_spec
     from training.models import checkpoint_payload, create_model, save_checkpoint
     from training.softlabels import export_softlabels
 
+    spec = {**crop_spec_to_dict(make_crop_spec(32)), "blur_sigma": 0.06}
     model = create_model("resnet18", 7, 1, 32).eval()
     save_checkpoint(tmp_path / "run" / "best.pt", checkpoint_payload(
         model, backbone="resnet18", classes=mini_index.classes, input_size=32, in_chans=1, stem_stride=4,
-        crop_spec=crop_spec_to_dict(make_crop_spec(32))))
-    sharp = export_softlabels(tmp_path / "run", mini_index.path, out=tmp_path / "sharp", device="cpu",
-                              diagnostic_rows=56, progress=False)
-    blurred = export_softlabels(tmp_path / "run", mini_index.path, out=tmp_path / "blur", device="cpu",
-                                diagnostic_rows=56, progress=False, input_blur=0.06)
-    meta = json.loads((blurred / "alignment.json").read_text())
-    assert meta["producer"]["input_blur"] == pytest.approx(0.06) and meta["diagnostic"]["status"] == "passed"
-    a, b = load_npz(sharp / "softlabels.npz")["logits"], load_npz(blurred / "softlabels.npz")["logits"]
-    train = np.isin(np.arange(len(mini_index)), mini_index.positions("train"))
-    assert np.allclose(a[train], b[train], atol=1e-5)  # Training rows are pre-blurred: never low-passed again
-    assert not np.allclose(a[~train], b[~train], atol=1e-3)
-    meta["producer"]["input_blur"] = 0.0  # a diagnostic that ignored the recorded blur would pass this
-    (blurred / "alignment.json").write_text(json.dumps(meta))
-    res = check_alignment(blurred, mini_index, n_rows=len(mini_index))
-    assert res["status"] == "failed" and any("recomputed rows differ" in p for p in res["problems"])
+        crop_spec=spec))
+    with pytest.raises(ArtifactError, match=r"best.pt.*blur_sigma 0.06.*obsolete"):
+        export_softlabels(tmp_path / "run", mini_index.path, out=tmp_path / "sl", device="cpu", progress=False)
+    assert not (tmp_path / "sl").exists()
+    spec["blur_sigma"] = 0.0  # checkpoints of the sharp era written before the field went away still load
+    save_checkpoint(tmp_path / "run" / "best.pt", checkpoint_payload(
+        model, backbone="resnet18", classes=mini_index.classes, input_size=32, in_chans=1, stem_stride=4,
+        crop_spec=spec))
+    folder = export_softlabels(tmp_path / "run", mini_index.path, out=tmp_path / "sl", device="cpu",
+                               diagnostic_rows=8, progress=False)
+    assert json.loads((folder / "alignment.json").read_text())["diagnostic"]["status"] == "passed"
+
+
+def test_gate_runs_a_missing_diagnostic_before_anything_uses_the_folder(mini_index, tmp_path, capsys):
+    """Never-checked soft labels are recomputed from their producer first; no producer, no training."""
+    from training.artifacts import sha256_file
+    from training.data import FERDataset, crop_spec_to_dict, make_crop_spec
+    from training.evaluate import predict_logits
+    from training.models import checkpoint_payload, create_model, save_checkpoint
+
+    spec = make_crop_spec(32)
+    model = create_model("resnet18", 7, 1, 32).eval()
+    ckpt = save_checkpoint(tmp_path / "best.pt", checkpoint_payload(
+        model, backbone="resnet18", classes=mini_index.classes, input_size=32, in_chans=1, stem_stride=4,
+        crop_spec=crop_spec_to_dict(spec)))
+    z, _ = predict_logits(model, FERDataset(mini_index, spec))
+    producer = {"producer": {"checkpoint": str(ckpt), "checkpoint_sha256": sha256_file(ckpt)}}
+    folder = write_softlabels(tmp_path / "sl", mini_index, z, 2.0, "teacher", producer)
+    assert json.loads((folder / "alignment.json").read_text())["diagnostic"]["status"] == "not_run"
+    assert require_aligned(folder, mini_index).path == folder
+    assert "running it now" in capsys.readouterr().err
+    assert json.loads((folder / "alignment.json").read_text())["diagnostic"]["status"] == "passed"
+
+    orphan = write_softlabels(tmp_path / "orphan", mini_index, good_logits(mini_index.labels), 2.0, "teacher",
+                              {"producer": {"checkpoint": str(tmp_path / "gone.pt")}})
+    with pytest.raises(ArtifactError, match="gone.pt.*checkpoint that produced the soft labels not found"):
+        require_aligned(orphan, mini_index)
+    wrong = write_softlabels(tmp_path / "wrong", mini_index, good_logits(mini_index.labels), 2.0, "teacher", producer)
+    with pytest.raises(ArtifactError, match="wrong.*alignment diagnostic failed.*recomputed rows differ"):
+        require_aligned(wrong, mini_index)

@@ -119,3 +119,20 @@ def test_loader_workers_give_the_same_augmented_batches(mini_index):
     a = next(iter(DataLoader(ds, batch_size=8, num_workers=0)))
     b = next(iter(DataLoader(ds, batch_size=8, num_workers=2)))
     assert torch.equal(a[0], b[0]) and torch.equal(a[2], b[2])
+
+
+def test_random_erasing_paints_one_grey_rectangle():
+    from training.data import augment_image
+
+    img = (np.arange(48 * 48) % 251).astype(np.uint8).reshape(48, 48)  # no two equal neighbours in a row
+    cfg = AugmentConfig(hflip=0, rotate_deg=0, scale=(1, 1), translate=0, brightness=0, contrast=0, erase_prob=1.0)
+    for seed in range(20):
+        out = augment_image(img, np.random.default_rng(seed), cfg)
+        changed = out != img
+        ys, xs = np.nonzero(changed)
+        assert len(ys) > 0
+        box = out[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        assert len(np.unique(box)) == 1  # one flat grey rectangle
+        assert 0.01 * 48 * 48 <= box.size <= 0.3 * 48 * 48
+    assert np.array_equal(augment_image(img, np.random.default_rng(0), AugmentConfig(
+        hflip=0, rotate_deg=0, scale=(1, 1), translate=0, brightness=0, contrast=0)), img)

@@ -14,12 +14,12 @@ from training.cli import main
 from training.ensemble import search_weights, simplex_grid
 from training.softlabels import write_softlabels
 
-from .conftest import good_logits
+from .conftest import good_logits, mark_diagnosed
 
 
 def _member(root, index, name, logits):
-    return write_softlabels(root / name / "softlabels" / index.short_name, index, logits, 2.0, "teacher",
-                            {"producer": {"checkpoint": f"{name}.pt"}})
+    return mark_diagnosed(write_softlabels(root / name / "softlabels" / index.short_name, index, logits, 2.0,
+                                           "teacher", {"producer": {"checkpoint": f"{name}.pt"}}))
 
 
 def _config(path, members, **extra):

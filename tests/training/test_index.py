@@ -167,3 +167,44 @@ def test_generic_folders_format(tmp_path):
     (tmp_path / "tree" / "train" / "contempt").mkdir()
     with pytest.raises(ArtifactError, match="contempt"):
         build_index(tmp_path / "tree", progress=False)
+
+
+def test_index_records_split_health_and_warns_about_a_blurred_split(mini_tree, tmp_path, capsys):
+    """A copy whose Training split is Gaussian-blurred (as ../shared's once was) is named at indexing time."""
+    import cv2
+
+    assert main(["index", "--data", str(mini_tree), "--out", str(tmp_path / "ok")]) == 0
+    health = json.loads((tmp_path / "ok" / "index.json").read_text())["health"]
+    assert set(health["splits"]) == {"train", "val", "test"} and health["warnings"] == []
+    assert health["splits"]["train"]["n_images"] == 28 and health["splits"]["val"]["size"] == "48x48"
+    assert health["splits"]["train"]["sharpness_median"] > 10  # sharp faces: ~28
+    assert "warning" not in capsys.readouterr().err
+
+    tree = tmp_path / "blurred"
+    shutil.copytree(mini_tree, tree)
+    for f in (tree / "train").rglob("*.jpg"):
+        img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(f), cv2.GaussianBlur(img, (0, 0), 3.2))
+    assert main(["index", "--data", str(tree), "--out", str(tmp_path / "bl")]) == 0
+    warnings = json.loads((tmp_path / "bl" / "index.json").read_text())["health"]["warnings"]
+    assert len(warnings) == 1 and "split 'train' looks blurred" in warnings[0]
+    err = capsys.readouterr().err
+    assert "warning:" in err and "split 'train' looks blurred" in err and "index.json" in err
+
+
+def test_index_refuses_to_replace_an_existing_index_without_force(mini_tree, tmp_path, capsys):
+    out = tmp_path / "ix"
+    assert main(["index", "--data", str(mini_tree), "--out", str(out)]) == 0
+    before = (out / "index.csv").read_bytes()
+    (out / "index.csv").touch()
+    assert main(["index", "--data", str(mini_tree), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds an index" in err and "--force" in err
+    assert (out / "index.csv").read_bytes() == before
+    assert main(["index", "--data", str(mini_tree), "--out", str(out), "--force"]) == 0
+    assert "same fingerprint" in capsys.readouterr().out
+    tree = tmp_path / "fewer"
+    shutil.copytree(mini_tree, tree)
+    sorted((tree / "train" / "happy").glob("*.jpg"))[0].unlink()
+    assert main(["index", "--data", str(tree), "--out", str(out), "--force"]) == 0
+    assert "will now be refused" in capsys.readouterr().err

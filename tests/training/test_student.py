@@ -21,7 +21,7 @@ from training.softlabels import write_softlabels, write_split_softlabels
 from training.student import (STUDENT_BACKBONE, StudentOptionError, dkd_warmup, load_teacher_targets,
                               make_student_loss)
 
-from .conftest import good_logits
+from .conftest import good_logits, mark_diagnosed
 
 # 28 train / 14 val / 14 test images at 32 px: a few seconds per epoch on one thread
 TINY = ["--input-size", "32", "--batch-size", "14", "--threads", "1", "--no-progress", "--seed", "3",
@@ -29,9 +29,9 @@ TINY = ["--input-size", "32", "--batch-size", "14", "--threads", "1", "--no-prog
 
 
 def _teacher(root, index, name, seed, strength=3.0):
-    return write_softlabels(root / name / "softlabels" / index.short_name, index,
-                            good_logits(index.labels, strength=strength, seed=seed), 2.0, "teacher",
-                            {"producer": {"checkpoint": f"{name}.pt", "checkpoint_sha256": f"{seed:064d}"}})
+    return mark_diagnosed(write_softlabels(
+        root / name / "softlabels" / index.short_name, index, good_logits(index.labels, strength=strength, seed=seed),
+        2.0, "teacher", {"producer": {"checkpoint": f"{name}.pt", "checkpoint_sha256": f"{seed:064d}"}}))
 
 
 @pytest.fixture(scope="module")

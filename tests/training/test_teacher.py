@@ -33,6 +33,10 @@ def test_teacher_folder_and_exact_resume(train_index_dir, tmp_path, capsys):
     rows = list(csv.DictReader((a / "history.csv").open()))
     assert [r["epoch"] for r in rows] == ["0", "1"]
     assert set(rows[0]) >= {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
+    assert float(rows[0]["images_per_sec"]) > 0 and rows[0]["train_samples"] == "96"
+    assert "img/s" in capsys.readouterr().out  # the epoch line reports throughput too
+    from training.runtime import cpu_has_bf16
+    assert rec["amp"] == ("bf16" if cpu_has_bf16() else "off")  # auto: bf16 for ResNet where the CPU has kernels
     ck = torch.load(a / "last.pt", map_location="cpu", weights_only=True)
     assert ck["backbone"] == "resnet18" and ck["classes"][0] == "Angry" and ck["epoch"] == 1
     assert {"optimizer", "global_update", "best_val_acc", "torch_rng_state"} <= set(ck)

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
+# Usage: training/recipes/sharp_cpu.sh STAGE      (index | round1 | status)
+# Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
+# stage continues where the last working period stopped (and starts a missing run from scratch).
+# Two processes with one thread each: 113 vs 85 img/s for one process with two threads
+# (benchmarks/train_step_cost.py --two-procs, docs/benchmarks.md).
+# Numeric settings per backbone come from fer-train's defaults: channels-last for conv nets, bf16 autocast
+# for ResNet/ConvNeXt on a CPU with bf16 kernels (AVX512-BF16/AMX), fp32 for MobileNetV3/EfficientNet.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+FT=${FER_TRAIN:-fer-train}
+IDX=runs/index
+R=runs/sharp
+COMMON=(--index $IDX --batch-size 128 --weight-decay 0.05 --clip-grad 5 --threads 1 --no-progress --resume)
+# FER2013 recipe: flips, +-10 deg rotation, 0.9-1.1 zoom, 8% shifts, brightness/contrast (training.data.AugmentConfig),
+# random erasing 0.25, label smoothing 0.1, AdamW with a 1-epoch warm-up and cosine decay.
+AUG=(--random-erasing 0.25 --label-smoothing 0.1 --warmup-epochs 1)
+
+case "${1:?stage}" in
+index)
+  [ -f $IDX/index.csv ] || $FT index --data ../shared/data/fer2013 --out $IDX
+  ;;
+round1)  # started 2026-12-01: the required ResNet18 teacher and the first no-distillation student seed
+  mkdir -p $R/students
+  [ -f $IDX/index.csv ] || $FT index --data ../shared/data/fer2013 --out $IDX
+  # ResNet18 with stem stride 2 (conv1 stride 2, no max-pool): 3x3 maps at the last stage for 48 px faces
+  $FT teacher --backbone resnet18 --out $R/teacher_resnet18_48 --epochs 24 --input-size 48 --stem-stride 2 \
+      --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}" >> $R/teacher_resnet18_48.log 2>&1 &
+  # the locked student with stem stride 1: the stride-32 trunk leaves 3x3 maps at 48 px instead of 2x2
+  $FT student --distill none --config-name s1-48-none --out $R/students/s1-48-none_s1337 --epochs 20 \
+      --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}" \
+      >> $R/students/s1-48-none_s1337.log 2>&1 &
+  wait
+  ;;
+status)  # last epoch line of every run
+  for f in $R/*.log $R/students/*.log; do [ -f "$f" ] && echo "$f: $(grep '^epoch' "$f" | tail -1)"; done
+  ;;
+*) echo "unknown stage $1" >&2; exit 2 ;;
+esac
