@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--camera", type=int, help="open this camera index at start")
     ap.add_argument("--video", type=Path, help="open this video file at start")
     ap.add_argument("--provider", default="auto", help="onnxruntime provider: auto, cpu, cuda, directml")
+    ap.add_argument("--self-test", action="store_true",
+                    help="headless check of the install: load the model and detector, classify a bundled face, "
+                         "start Qt offscreen; exit 0 only when all of it works")
     gui = ap.add_argument_group("window")
     gui.add_argument("--sessions-dir", type=Path, help="where session folders go (default: the user data folder)")
     gui.add_argument("--screenshot", type=Path, metavar="PNG",
@@ -37,8 +40,21 @@ def main(argv: list[str] | None = None) -> int:
         print("fer-demo: error: --summary applies to --replay only (the window appends to "
               "demo_results_summary.csv in its sessions folder)", file=sys.stderr)
         return 2
+    if args.self_test:
+        from app.self_test import print_report, run_self_test
+
+        report = run_self_test(args.model, args.provider)
+        print_report(report)
+        return 0 if report["ok"] else 1
     if args.replay:
         return _replay(args)
+    from app.platform_check import install_qt_message_filter, xcb_problem
+
+    problem = xcb_problem()
+    if problem:  # Qt would abort the process with a core dump; say what to install instead
+        print(problem, file=sys.stderr)
+        return 3
+    install_qt_message_filter()
     from app.main_window import run_gui
 
     return run_gui(args)

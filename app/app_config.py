@@ -8,16 +8,16 @@ broken config must never stop the app from starting.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
+from fer_models.files import write_json
 from fer_models.pipeline import PipelineSettings
 
-APP_NAME = "ferlab"
+APP_NAME = "ferlab"  # the one name of the app's config, data and sessions folders (platformdirs)
 CONFIG_FILE = "fer-demo.json"
 
 
@@ -77,6 +77,4 @@ class AppConfig:
         """Write atomically (a crash mid-write keeps the previous file)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_json(path, asdict(self))

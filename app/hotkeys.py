@@ -61,28 +61,21 @@ def action_for_text(text: str) -> KeyAction | None:
 
 
 def tuning_change(settings: PipelineSettings, field: str, step: float) -> dict[str, Any]:
-    """The settings change of one tuning key, clamped to valid values; {} when nothing changes.
+    """The settings change of one tuning key within the key's range; {} when nothing changes.
 
-    The vote's min count never exceeds the window: ``m`` stops at the window and a
-    smaller window pulls the min count down with it.
+    The change goes through ``PipelineSettings.with_changes``, the one place that keeps the vote's min
+    count within the window, so ``m`` stops at the window and a smaller window pulls the min count down
+    with it (both fields are then in the change).
     """
     s = settings
     if field == "alpha":
-        new = round(min(ALPHA_MAX, max(0.0, s.alpha + step)), 2)
-        return {"alpha": new} if new != s.alpha else {}
-    if field == "delta":
-        new = round(min(DELTA_MAX, max(0.0, s.delta + step)), 2)
-        return {"delta": new} if new != s.delta else {}
-    if field == "window":
-        window = int(min(WINDOW_MAX, max(1, s.window + step)))
-        if window == s.window:
-            return {}
-        change: dict[str, Any] = {"window": window}
-        if s.min_count > window:
-            change["min_count"] = window
-        return change
-    if field == "min_count":
-        limit = s.window if s.window_ms is None else WINDOW_MAX
-        new_mc = int(min(limit, max(1, s.min_count + step)))
-        return {"min_count": new_mc} if new_mc != s.min_count else {}
-    raise KeyError(field)
+        value: float | int = round(min(ALPHA_MAX, max(0.0, s.alpha + step)), 2)
+    elif field == "delta":
+        value = round(min(DELTA_MAX, max(0.0, s.delta + step)), 2)
+    elif field == "window":
+        value = int(min(WINDOW_MAX, max(1, s.window + step)))
+    elif field == "min_count":
+        value = int(min(WINDOW_MAX, max(1, s.min_count + step)))
+    else:
+        raise KeyError(field)
+    return s.with_changes(**{field: value}).changes_from(s)

@@ -53,11 +53,9 @@ class LiveSession:
         self.last_item: ProcessedFrame | None = None
         self.clips: ClipWriter | None = None
         self.clip_consent = False
-        self.live_score: dict | None = None
         self.final_score: dict | None = None
         self._score_due = 0.0
         self._score_rows = -1
-        self._score_cost = 0.0
 
     @property
     def folder(self) -> Path:
@@ -133,11 +131,11 @@ class LiveSession:
         if not force and (now < self._score_due or n == self._score_rows):
             return None
         start = time.perf_counter()
-        self.live_score = self.recorder.score_live()
-        self._score_cost = time.perf_counter() - start
+        score = self.recorder.score_live()
+        cost = time.perf_counter() - start
         self._score_rows = n
-        self._score_due = now + max(SCORE_INTERVAL_S, 20 * self._score_cost)  # never more than ~5% of the GUI
-        return self.live_score
+        self._score_due = now + max(SCORE_INTERVAL_S, 20 * cost)  # never more than ~5% of the GUI
+        return score
 
     def close(self, summary_csv: Path | None = None) -> dict | None:
         """End the session: stop clips, save the video labels, final score, demo_results_summary.csv row."""

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from fer_models.classes import FER7
-from fer_models.scoring import ScoreAccumulator, ScoringInputError
+from fer_models.scoring import DEFAULT_SCORING, ScoreAccumulator, ScoringInputError, ScoringParams
 from fer_models.session_log import STAGES
 
 UNSTABLE_KEY = ""  # the share of time with no stable label (or no face)
@@ -35,9 +35,6 @@ class RateMeter:
             return 0.0
         dt = self._times[-1] - self._times[0]
         return (len(self._times) - 1) / dt if dt > 0 else 0.0
-
-    def reset(self) -> None:
-        self._times.clear()
 
 
 class StageTimes:
@@ -98,10 +95,9 @@ class LiveScore:
     ``score_session`` would on those rows.
     """
 
-    def __init__(self, min_hold_ms: float = 600, exclusion_ms: float = 250, lock_ms: float = 500,
-                 classes: Sequence[str] = FER7):
-        self.params = (min_hold_ms, exclusion_ms, lock_ms)
-        self._acc = ScoreAccumulator(min_hold_ms, exclusion_ms, lock_ms, classes)
+    def __init__(self, params: ScoringParams = DEFAULT_SCORING, classes: Sequence[str] = FER7):
+        self.params = params
+        self._acc = ScoreAccumulator(params.min_hold_ms, params.exclusion_ms, params.lock_ms, classes)
         self._result: dict | None = None
         self.error: ScoringInputError | None = None
 

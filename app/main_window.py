@@ -1,11 +1,11 @@
-"""The fer-demo main window: wiring between the Qt-free core and the widgets.
+"""The fer-demo main window: widgets and wiring around app.controller.SessionController.
 
-The window owns at most one SourceRunner (capture + processing threads) and one
-LiveSession (logs, labels, scores). Workers never touch widgets; they post
-frames and results, which this window logs and paints on the GUI thread. Every
-user action that changes the pipeline goes through ``apply_settings``, every
-manual label through ``set_label``, so hotkeys, sliders and clicks are logged
-the same way.
+The controller owns the session lifecycle (model, pipeline, source threads, logs, labels, playback,
+settings); this window owns only the view. Clicks, keys and sliders become controller calls, and the
+window repaints from the controller's hooks, reading the state back from it (it keeps no copy). Workers
+never touch widgets: their frames and results reach the controller on the GUI thread, which logs them
+and hands the newest one here to paint. The window also persists the view (geometry, overlay, last
+folders) and the controller's settings in the config file.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import base64
 import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QColor, QFont, QKeyEvent, QPalette
@@ -25,13 +24,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.app_config import AppConfig, default_config_path
+from app.controller import RunnerFactory, SessionController
 from app.frame_exchange import ProcessedFrame
-from app.hotkeys import HELP_TEXT, action_for_text, tuning_change
+from app.hotkeys import HELP_TEXT, action_for_text
 from app.live_session import LiveSession
-from app.session import SessionRecorder, new_session_dir, user_data_dir
 from app.source_runner import SourceRunner
 from app.sources import RESOLUTIONS, SourceOpener, SourceSpec, open_source
-from app.video_labels import VideoLabelTrack
 from app.widgets.banner import MessageBanner
 from app.widgets.colors import class_color
 from app.widgets.label_bar import LabelBar
@@ -45,10 +43,8 @@ from app.widgets.video_label_bar import VideoLabelBar
 from app.widgets.video_view import VideoView
 from fer_models.classes import FER7
 from fer_models.detector import FaceDetector
-from fer_models.errors import FerError
-from fer_models.model_folder import FerModel, load_app_model
+from fer_models.model_folder import FerModel
 from fer_models.onnx_runtime import available_providers
-from fer_models.pipeline import FramePipeline, PipelineSettings
 
 APP_TITLE = "FER demo"
 CONSENT_TEXT = (
@@ -71,37 +67,23 @@ class MainWindow(QMainWindow):
     def __init__(self, model_dir: Path | None = None, provider: str | None = None, config_path: Path | None = None,
                  sessions_root: Path | None = None, source_opener: SourceOpener = open_source,
                  detector: FaceDetector | None = None,
-                 ask_consent: Callable[[QWidget, Path], bool] = ask_clip_consent):
+                 ask_consent: Callable[[QWidget, Path], bool] = ask_clip_consent,
+                 runner_factory: RunnerFactory | None = None):
         super().__init__()
         self.setWindowTitle(APP_TITLE)
         self.config_path = Path(config_path) if config_path else default_config_path()
         self.config = AppConfig.load(self.config_path)
-        self.sessions_root = Path(sessions_root) if sessions_root else user_data_dir() / "sessions"
-        self.source_opener = source_opener
-        self.ask_consent = ask_consent
-        self.settings: PipelineSettings = self.config.pipeline_settings()
-        self.provider = provider or self.config.provider or "auto"
-        self.model: FerModel | None = None
-        self.pipeline: FramePipeline | None = None
-        self.runner: SourceRunner | None = None
-        self.session: LiveSession | None = None
-        self.last_session: LiveSession | None = None
-        self.track: VideoLabelTrack | None = None  # labels of the last video file opened
-        self._track_video: Path | None = None
-        self.video_info: dict[str, Any] = {}
-        self.video_frame = 0
-        self.video_ms = 0.0
-        self.held_label = ""  # live mode, also kept while no session runs
-        self._pending_labels: Path | None = None
-        self._spec: SourceSpec | None = None
+        self.controller = c = SessionController(
+            settings=self.config.pipeline_settings(), sessions_root=sessions_root,
+            provider=provider or self.config.provider or "auto", detector=detector, source_opener=source_opener,
+            runner_factory=runner_factory or SourceRunner, speed=self.config.speed,
+            ask_consent=lambda folder: ask_consent(self, folder))
         self._save_timer = QTimer(self, singleShot=True, interval=400)
         self._save_timer.timeout.connect(self.save_config)
 
         self._build_ui()
-        self.tuning.set_settings(self.settings)
         self.video_view.overlay = self.config.overlay
         self.overlay_action.setChecked(self.config.overlay)
-        self.playback.set_speed(self.config.speed)
         self.resize(1400, 900)
         if self.config.window_geometry:
             try:
@@ -109,16 +91,18 @@ class MainWindow(QMainWindow):
             except (ValueError, TypeError):  # a damaged config must not stop the app
                 pass
 
-        self.detector = detector
-        self.detector_problem = ""
-        if self.detector is None:
-            try:
-                self.detector = FaceDetector(min_face=self.settings.min_face,
-                                             score_threshold=self.settings.score_threshold)
-            except FerError as exc:
-                self.detector_problem = str(exc)
-        self._load_initial_model(model_dir)
-        self._update_enabled()
+        c.message.connect(self.banner.show_message)
+        c.changed.connect(self._sync)
+        c.model_changed.connect(self._model_changed)
+        c.labels_changed.connect(self._refresh_labels)
+        c.source_starting.connect(self._source_starting)
+        c.source_failed.connect(self.video_view.clear)
+        c.playing_changed.connect(self.playback.set_playing)
+        c.session_started.connect(self._session_started)
+        c.session_ended.connect(self._session_ended)
+        c.frame.connect(self._display)
+        self._sync()
+        c.open_initial_model(model_dir, self.config.model_dir)
 
         self._stats_timer = QTimer(self, interval=500)
         self._stats_timer.timeout.connect(self._update_stats)
@@ -130,6 +114,7 @@ class MainWindow(QMainWindow):
     # ================================================================== UI
     def _build_ui(self) -> None:
         classes = list(FER7)
+        c = self.controller
         tb = QToolBar("Source")
         tb.setMovable(False)
         tb.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -159,7 +144,7 @@ class MainWindow(QMainWindow):
         self.stop_btn = QPushButton("Stop && score")
         self.stop_btn.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.stop_btn.setToolTip("End the session: final score, demo_results_summary.csv")
-        self.stop_btn.clicked.connect(self.stop_source)
+        self.stop_btn.clicked.connect(c.stop)
         tb.addWidget(self.stop_btn)
         tb.addSeparator()
         self.overlay_action = QAction("Overlay (o)", self, checkable=True)
@@ -187,19 +172,19 @@ class MainWindow(QMainWindow):
         self.video_view = VideoView()
         lv.addWidget(self.video_view, 1)
         self.playback = PlaybackBar()
-        self.playback.play_toggled.connect(self.toggle_play)
-        self.playback.step_requested.connect(self.step)
-        self.playback.speed_changed.connect(self.set_speed)
-        self.playback.label_mode_changed.connect(self._label_mode_changed)
+        self.playback.play_toggled.connect(c.toggle_play)
+        self.playback.step_requested.connect(c.step)
+        self.playback.speed_changed.connect(c.set_speed)
+        self.playback.label_mode_changed.connect(c.set_video_label_mode)
         self.playback.load_labels.connect(self._load_labels_clicked)
         self.playback.save_labels.connect(self._save_labels_clicked)
-        self.playback.delete_segment.connect(self.delete_segment)
+        self.playback.delete_segment.connect(c.delete_segment)
         lv.addWidget(self.playback)
         self.video_bar = VideoLabelBar(classes)
-        self.video_bar.seek_requested.connect(self.seek)
+        self.video_bar.seek_requested.connect(c.seek)
         lv.addWidget(self.video_bar)
         self.label_bar = LabelBar(classes)
-        self.label_bar.label_clicked.connect(lambda lab: self.set_label(lab, source="click"))
+        self.label_bar.label_clicked.connect(lambda lab: c.set_label(lab, source="click"))
         lv.addWidget(self.label_bar)
         self.help_label = QLabel(HELP_TEXT)
         self.help_label.setStyleSheet("color: #9aa0a6")
@@ -228,12 +213,11 @@ class MainWindow(QMainWindow):
         self.tabs.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.tabs.tabBar().setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.tuning = TuningPanel()
-        self.tuning.changed.connect(self.apply_settings)
+        self.tuning.changed.connect(c.apply_settings)
         self.tabs.addTab(self.tuning, "Tuning")
         self.model_panel = ModelPanel(available_providers())
-        self.model_panel.set_provider(self.provider)
         self.model_panel.open_requested.connect(self._open_model_clicked)
-        self.model_panel.provider_changed.connect(self.set_provider)
+        self.model_panel.provider_changed.connect(c.set_provider)
         self.tabs.addTab(self.model_panel, "Model")
         rv.addWidget(self.tabs, 1)
 
@@ -258,238 +242,69 @@ class MainWindow(QMainWindow):
         self.playback.setVisible(visible)
         self.video_bar.setVisible(visible)
 
-    def _update_enabled(self) -> None:
-        ready = self.pipeline is not None
-        running = self.runner is not None
-        self.start_camera_btn.setEnabled(ready)
-        self.open_video_btn.setEnabled(ready)
-        self.stop_btn.setEnabled(running)
-        self.clips_box.setEnabled(self.session is not None)
+    # ================================================================== controller hooks
+    def _sync(self) -> None:
+        """Show the controller's settings, speed, provider and running state; persist them soon."""
+        c = self.controller
+        self.tuning.set_settings(c.settings)
+        self.playback.set_speed(c.speed)
+        self.playback.label_mode.blockSignals(True)
+        self.playback.label_mode.setChecked(c.video_label_mode)
+        self.playback.label_mode.blockSignals(False)
+        self.model_panel.set_provider(c.provider)
+        self.start_camera_btn.setEnabled(c.pipeline is not None)
+        self.open_video_btn.setEnabled(c.pipeline is not None)
+        self.stop_btn.setEnabled(c.running)
+        self.clips_box.setEnabled(c.session is not None)
+        self._save_timer.start()
 
-    # ================================================================== messages
-    def show_message(self, text: str, level: str = "info") -> None:
-        self.banner.show_message(text, level)
+    def _model_changed(self, model: FerModel | None, problem: str) -> None:
+        self.model_panel.show_model(model, problem)
+        if model is not None:
+            self.tuning.set_card_margin(model.card.crop_margin)
 
-    # ================================================================== model
-    def _load_initial_model(self, model_dir: Path | None) -> None:
-        from resources import default_model_dir
-
-        if self.detector_problem:
-            self.show_message(f"The face detector is not available: {self.detector_problem}", "error")
-        candidates: list[tuple[Path, str]] = []
-        if model_dir is not None:
-            candidates.append((Path(model_dir), "given"))
-        else:
-            if self.config.model_dir and Path(self.config.model_dir).is_dir():
-                candidates.append((Path(self.config.model_dir), "last used"))
-            candidates.append((default_model_dir(), "bundled default"))
-        for folder, what in candidates:
-            if what == "bundled default" and not folder.is_dir():
-                self.model_panel.show_model(None, "The bundled default model is missing.")
-                self.show_message(f"The bundled default model is missing ({folder}). Open a model folder "
-                                  "(Model tab → Open model folder…) to start.", "warning")
-                return
-            if self.load_model(folder, quiet=True):
-                return
-
-    def load_model(self, folder: Path, provider: str | None = None, quiet: bool = False) -> bool:
-        """Load and swap in a model folder; a broken or mismatched one is refused and the old one stays."""
-        provider = provider or self.provider
-        try:
-            model = load_app_model(folder, providers=provider)  # the same checks as fer-demo --replay
-        except FerError as exc:
-            kept = f" The previous model ({self.model.model_id}) stays loaded." if self.model else ""
-            self.show_message(f"Model folder refused: {exc}.{kept}", "error")
-            if self.model is None:
-                self.model_panel.show_model(None, f"Refused: {exc}")
-            return False
-        self.model = model
-        self.provider = provider
-        if self.pipeline is None and self.detector is not None:
-            self.pipeline = FramePipeline(model, self.detector, self.settings)
-        elif self.pipeline is not None:
-            self.pipeline.set_model(model)
-        self.model_panel.show_model(model)
-        self.model_panel.set_provider(provider)
-        self.tuning.set_card_margin(model.card.crop_margin)
-        self.config.model_dir = str(Path(folder).resolve())
-        self.config.provider = provider
-        self._schedule_save()
-        if self.session is not None:
-            self.session.recorder.set_model(model, self.session.now())
-        if not quiet:
-            self.show_message(f"Model {model.model_id} loaded ({model.provider}).", "info")
-        self._update_enabled()
-        return True
-
-    def set_provider(self, provider: str) -> None:
-        if self.model is None:
-            self.provider = provider
-            return
-        old = self.provider
-        if self.load_model(self.model.folder, provider):
-            if self.session is not None:
-                self.session.log_action("provider", self.model.provider)
-        else:
-            self.model_panel.set_provider(old)
-
-    def _open_model_clicked(self) -> None:
-        start = str(self.model.folder.parent) if self.model else ""
-        folder = QFileDialog.getExistingDirectory(self, "Open model folder", start)
-        if folder:
-            self.load_model(Path(folder))
-
-    # ================================================================== sources
-    def _start_camera_clicked(self) -> None:
-        w, h = self.resolution.currentData()
-        self.start_camera(self.camera_index.value(), w, h)
-
-    def _open_video_clicked(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open video", self.config.last_video_dir,
-                                              "Videos (*.mp4 *.avi *.mkv *.mov *.webm *.m4v);;All files (*)")
-        if path:
-            self.start_video(Path(path))
-
-    def start_camera(self, index: int, width: int = 640, height: int = 480) -> bool:
-        self.config.camera_index, self.config.camera_width, self.config.camera_height = index, width, height
-        self._schedule_save()
-        return self._start(SourceSpec("camera", camera_index=index, width=width, height=height))
-
-    def start_video(self, path: Path, labels: Path | None = None, play: bool = True) -> bool:
-        self.config.last_video_dir = str(Path(path).parent)
-        self._schedule_save()
-        self._pending_labels = labels
-        return self._start(SourceSpec("video", path=Path(path)), play=play)
-
-    def _start(self, spec: SourceSpec, play: bool = True) -> bool:
-        if self.pipeline is None:
-            self.show_message("Load a model folder first." if self.detector is not None
-                              else f"The face detector is not available: {self.detector_problem}", "error")
-            return False
-        self.stop_source()
+    def _source_starting(self, spec: SourceSpec) -> None:
         self.banner.clear()
-        self._spec = spec
-        self.pipeline.reset()
-        self.runner = SourceRunner(spec, self.pipeline, self.source_opener, start_playing=play,
-                                   speed=self.config.speed)
-        self.runner.opened.connect(self._on_opened)
-        self.runner.failed.connect(self._on_failed)
-        self.runner.position.connect(self._on_position)
-        self.runner.playing_changed.connect(self.playback.set_playing)
-        self.runner.ended.connect(self._on_ended)
-        self.runner.results_ready.connect(self._on_results)
-        self.runner.processing_error.connect(lambda msg: self.show_message(msg, "warning"))
+        if spec.kind == "camera":
+            self.config.camera_index, self.config.camera_width, self.config.camera_height = (
+                spec.camera_index, spec.width or 640, spec.height or 480)
+        elif spec.path is not None:
+            self.config.last_video_dir = str(spec.path.parent)
         self.video_view.clear(f"Opening {spec.describe()}…")
         self.video_view.setFocus()
-        self.runner.start()
-        self._update_enabled()
-        return True
 
-    def _on_opened(self, info: dict) -> None:
-        if self.runner is None or self.model is None or self._spec is None:
-            return
-        spec = self._spec
-        try:
-            recorder = SessionRecorder(new_session_dir(self.sessions_root), self.model, self.settings,
-                                       spec.describe())
-        except (OSError, FerError) as exc:
-            self.stop_source()
-            self.show_message(f"Cannot create the session folder in {self.sessions_root}: {exc}", "error")
-            return
-        track = None
-        if info["kind"] == "video":
-            self.video_info = info
-            frame_ms = 1000.0 / info["fps"]
-            if self.track is not None and self._track_video == spec.path and self._pending_labels is None:
-                track = self.track  # keep the labels when the same file is opened again
-            else:
-                track = VideoLabelTrack(frame_ms)
-            self.track, self._track_video = track, spec.path
-            self.video_bar.set_video(info["frame_count"], info["fps"],
-                                     lambda: self.track.intervals if self.track else ())
-            self.playback.set_playing(self.runner.capture.is_playing())
-        label_mode = "video" if track is not None and self.playback.label_mode.isChecked() else "live"
-        self.session = LiveSession(recorder, info["kind"], info["fps"], info["t0"], track, label_mode)
-        self.session.log_action("source_info", f"{info['width']}x{info['height']} @ {info['fps']:.3g} fps"
-                                + (f", {info['frame_count']} frames" if info.get("frame_count") else ""))
-        self.session.log_action("label_mode", label_mode)
-        self.session.log_action("overlay", "on" if self.video_view.overlay else "off")
-        if track is not None and self._pending_labels is not None:
-            self.load_labels_from(self._pending_labels)
-            self._pending_labels = None
-        if self.held_label and label_mode == "live":
-            self.session.hold_label(self.held_label, "hotkey")
-        self._show_video_controls(info["kind"] == "video")
-        self.session_label.setText(f"Session: {recorder.folder}")
+    def _session_started(self, session: LiveSession) -> None:
+        c = self.controller
+        c.log_action("overlay", "on" if self.video_view.overlay else "off")
+        if session.track is not None:
+            self.video_bar.set_video(c.video_info["frame_count"], c.video_info["fps"],
+                                     lambda: c.track.intervals if c.track is not None else ())
+        self._show_video_controls(session.kind == "video")
+        self.session_label.setText(f"Session: {session.folder}")
         self.score_panel.show_score(None)
         self.video_view.set_placeholder("Waiting for the first frame…")
-        self._update_enabled()
 
-    def _on_failed(self, message: str) -> None:
-        if self.session is not None:
-            self.session.log_action("source_lost", message.splitlines()[0])
-            folder = self.session.folder
-            self.stop_source()
-            self.show_message(f"{message} The session was ended and its logs saved in {folder}.", "error")
-        else:
-            self.stop_source()
-            self.show_message(message, "error")
-        self.video_view.clear(message)
-
-    def _on_ended(self) -> None:
-        self.show_message("End of the video. Seek or step to label more, or press “Stop && score” to end the "
-                          "session.".replace("&&", "&"), "info")
-
-    def stop_source(self) -> dict | None:
-        """Stop the threads (joined), log what was still in flight and end the session with its score."""
-        final = None
-        if self.runner is not None:
-            runner, self.runner = self.runner, None
-            leftovers = runner.stop()
-            for sig in (runner.opened, runner.failed, runner.position, runner.playing_changed, runner.ended,
-                        runner.results_ready, runner.processing_error):
-                try:
-                    sig.disconnect()
-                except (RuntimeError, TypeError):
-                    pass
-            if self.session is not None and leftovers:
-                self.session.ingest(leftovers)
-        if self.session is not None:
-            session, self.session = self.session, None
-            self.clips_box.blockSignals(True)
-            self.clips_box.setChecked(False)
-            self.clips_box.blockSignals(False)
-            problem = None
-            try:
-                final = session.close()
-            except (OSError, FerError) as exc:
-                problem = exc
-                final = session.recorder.final_score  # score.json is written before the summary row
-                saved = " The logs and score.json were saved." if final is not None else ""
-                self.show_message(f"Could not finish the session logs: {exc}.{saved}", "error")
-            self.last_session = session
-            self.score_panel.show_score(final, final=True)
-            self.session_label.setText(f"Last session: {session.folder}")
-            if final is not None and problem is None:
-                acc = final.get("accuracy")
-                shown = "n/a (no scored segment)" if acc is None else f"{acc:.1%}"
-                self.show_message(f"Session saved in {session.folder}. Accuracy {shown}; row appended to "
-                                  f"{session.folder.parent / 'demo_results_summary.csv'}.", "info")
+    def _session_ended(self, session: LiveSession, final: dict | None) -> None:
+        self._set_clips_box(False)
+        self.score_panel.show_score(final, final=True)
+        self.session_label.setText(f"Last session: {session.folder}")
         self._show_video_controls(False)
-        self._update_enabled()
-        return final
 
-    # ================================================================== frames
-    def _on_results(self) -> None:
-        if self.runner is None or self.session is None:
-            return
-        items = self.runner.mailbox.drain()
-        last = self.session.ingest(items)
-        if last is not None:
-            self._display(last)
+    def _refresh_labels(self) -> None:
+        """The manual label on the label bar and the video, and the playback position of a file."""
+        c = self.controller
+        label = c.shown_label
+        self.label_bar.set_current(label)
+        self.video_view.set_manual_label(label)
+        if c.video_info:
+            count, fps = c.video_info.get("frame_count", 0), c.video_info.get("fps", 30.0) or 30.0
+            self.playback.set_position(c.video_frame, count, c.video_ms, count * 1000.0 / fps,
+                                       c.label_under_playhead)
+            self.video_bar.set_position(c.video_frame, c.track.held if c.track is not None else "")
 
+    # ================================================================== frames and figures
     def _display(self, item: ProcessedFrame) -> None:
-        session = self.session
+        session = self.controller.session
         assert session is not None
         r = item.result
         classes = session.classes
@@ -509,7 +324,7 @@ class MainWindow(QMainWindow):
         self.timeline.set_points(session.timeline)
 
     def _update_stats(self) -> None:
-        s = self.session
+        s, runner = self.controller.session, self.controller.runner
         if s is None:
             return
         med = s.stage_times.medians()
@@ -518,207 +333,56 @@ class MainWindow(QMainWindow):
             self.stage_label.setText(" · ".join(f"{k} {med.get(k, 0):.1f}" for k in ("detect", "crop", "infer",
                                                                                        "smooth", "total"))
                                      + f" ms · latency {med.get('latency', 0):.0f} ms")
-        if self.runner is not None:
-            self.drop_label.setText(f"dropped {self.runner.dropped}")
+        if runner is not None:
+            self.drop_label.setText(f"dropped {runner.dropped}")
 
     def _update_score(self) -> None:
-        if self.session is not None:
-            score = self.session.maybe_score()
-            if score is not None:
-                self.score_panel.show_score(score)
+        score = self.controller.maybe_score()
+        if score is not None:
+            self.score_panel.show_score(score)
 
-    # ================================================================== labels
-    def set_label(self, label: str, source: str = "hotkey") -> None:
-        """A manual label from a key or the label bar ("" = no label)."""
-        s = self.session
-        if s is not None and s.label_mode == "video" and s.track is not None:
-            s.track.press(label, self.video_ms)
-            s.log_action("video_label", f"{label or '(none)'}@{self.video_ms:.3f}ms")
-            self._refresh_video_position()
-            return
-        self.held_label = label
-        self.label_bar.set_current(label)
-        self.video_view.set_manual_label(label)
-        if s is not None:
-            s.hold_label(label, source)
+    # ================================================================== dialogs
+    def _open_model_clicked(self) -> None:
+        model = self.controller.model
+        folder = QFileDialog.getExistingDirectory(self, "Open model folder", str(model.folder.parent) if model else "")
+        if folder:
+            self.controller.load_model(Path(folder))
 
-    def delete_segment(self) -> None:
-        s = self.session
-        if s is not None and s.track is not None:
-            removed = s.track.delete_at(self.video_ms)
-            if removed is not None:
-                s.log_action("video_label_deleted", f"{removed.label}@{removed.start_ms:.3f}-{removed.end_ms:.3f}ms")
-            self._refresh_video_position()
+    def _start_camera_clicked(self) -> None:
+        w, h = self.resolution.currentData()
+        self.controller.start_camera(self.camera_index.value(), w, h)
 
-    def _label_mode_changed(self, video_mode: bool) -> None:
-        s = self.session
-        if s is None or s.track is None:
-            return
-        s.label_mode = "video" if video_mode else "live"
-        s.track.release()
-        s.log_action("label_mode", s.label_mode)
-        if not video_mode:
-            s.hold_label(self.held_label, "hotkey")
-
-    def load_labels_from(self, path: Path) -> bool:
-        if self.track is None:
-            self.show_message("Open a video file first: labels files are tied to video time.", "warning")
-            return False
-        try:
-            self.track.load(path)
-        except FerError as exc:
-            self.show_message(f"Labels file refused: {exc}", "error")
-            return False
-        self.config.last_labels_dir = str(Path(path).parent)
-        self._schedule_save()
-        if self.session is not None:
-            self.session.log_action("labels_loaded", str(path))
-        self._refresh_video_position()
-        return True
-
-    def save_labels_to(self, path: Path) -> bool:
-        if self.track is None:
-            return False
-        try:
-            self.track.save(path)
-        except (OSError, FerError) as exc:
-            self.show_message(f"Could not save the labels: {exc}", "error")
-            return False
-        self.config.last_labels_dir = str(Path(path).parent)
-        self._schedule_save()
-        if self.session is not None:
-            self.session.log_action("labels_saved", str(path))
-        self.show_message(f"Labels saved to {path}.", "info")
-        return True
+    def _open_video_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open video", self.config.last_video_dir,
+                                              "Videos (*.mp4 *.avi *.mkv *.mov *.webm *.m4v);;All files (*)")
+        if path:
+            self.controller.start_video(Path(path))
 
     def _load_labels_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load labels", self.config.last_labels_dir,
                                               "Labels (*.csv);;All files (*)")
-        if path:
-            self.load_labels_from(Path(path))
+        if path and self.controller.load_labels(Path(path)):
+            self.config.last_labels_dir = str(Path(path).parent)
 
     def _save_labels_clicked(self) -> None:
         start = self.config.last_labels_dir or str(Path(self.config.last_video_dir or "."))
         path, _ = QFileDialog.getSaveFileName(self, "Save labels", str(Path(start) / "labels.csv"),
                                               "Labels (*.csv)")
-        if path:
-            self.save_labels_to(Path(path))
+        if path and self.controller.save_labels(Path(path)):
+            self.config.last_labels_dir = str(Path(path).parent)
 
-    # ================================================================== playback
-    def _on_position(self, frame: int, ms: float, t: float) -> None:
-        self.video_frame, self.video_ms = frame, ms
-        s = self.session
-        if s is not None and s.label_mode == "video" and s.track is not None:
-            s.track.moved_to(ms)
-        self._refresh_video_position()
-
-    def _refresh_video_position(self) -> None:
-        track = self.track
-        label = track.label_at(self.video_ms) if track is not None else ""
-        held = track.held if track is not None else ""
-        info = self.video_info
-        fps = info.get("fps", 30.0) or 30.0
-        self.playback.set_position(self.video_frame, info.get("frame_count", 0), self.video_ms,
-                                   info.get("frame_count", 0) * 1000.0 / fps, label)
-        self.video_bar.set_position(self.video_frame, held)
-        if self.session is not None and self.session.label_mode == "video":
-            self.label_bar.set_current(label)  # the label under the playhead (= the held one while painting)
-            self.video_view.set_manual_label(label)
-
-    def _video_runner(self) -> SourceRunner | None:
-        r = self.runner
-        return r if r is not None and r.spec.kind == "video" else None
-
-    def toggle_play(self) -> None:
-        r = self._video_runner()
-        if r is None:
-            return
-        playing = not r.capture.is_playing()
-        r.capture.set_playing(playing)
-        if self.session is not None:
-            self.session.log_action("play" if playing else "pause", f"{self.video_ms:.3f}ms")
-
-    def step(self, frames: int) -> None:
-        r = self._video_runner()
-        if r is None:
-            return
-        r.capture.step(frames)
-        if self.session is not None:
-            self.session.log_action("step", frames)
-
-    def seek(self, frame: int) -> None:
-        r = self._video_runner()
-        if r is None:
-            return
-        r.capture.seek(frame)
-        if self.session is not None:
-            self.session.log_action("seek", frame)
-
-    def set_speed(self, speed: float) -> None:
-        self.config.speed = float(speed)
-        self._schedule_save()
-        self.playback.set_speed(speed)
-        r = self._video_runner()
-        if r is not None:
-            r.capture.set_speed(speed)
-            if self.session is not None:
-                self.session.log_action("speed", speed)
-
-    # ================================================================== tuning
-    def apply_settings(self, changes: dict[str, Any]) -> bool:
-        """Validate a settings change, hand it to the pipeline (next frame) and log it."""
-        if not changes:
-            return False
-        try:
-            if self.pipeline is not None:
-                new = self.pipeline.update_settings(**changes)
-            else:
-                new = replace(self.settings, **changes).validated()
-        except ValueError as exc:
-            self.show_message(f"Setting refused: {exc}", "warning")
-            self.tuning.set_settings(self.settings)
-            return False
-        self.settings = new
-        self.tuning.set_settings(new)
-        if self.session is not None:
-            self.session.settings_changed(new)
-        self.config.pipeline = new.to_dict()
-        self._schedule_save()
-        return True
-
-    def tune(self, field: str, step: float) -> bool:
-        return self.apply_settings(tuning_change(self.settings, field, step))
-
+    # ================================================================== overlay and clips (privacy)
     def _overlay_toggled(self, on: bool) -> None:
         self.video_view.overlay = on
         self.video_view.update()
         self.config.overlay = on
-        self._schedule_save()
-        if self.session is not None:
-            self.session.log_action("overlay", "on" if on else "off")
+        self._save_timer.start()
+        self.controller.log_action("overlay", "on" if on else "off")
 
-    # ================================================================== clips (privacy)
     def _clips_toggled(self, on: bool) -> None:
-        s = self.session
-        if not on:
-            if s is not None:
-                s.stop_clips()
-            if self.runner is not None:
-                self.runner.set_keep_images(False)
-            return
-        if s is None:
-            self._set_clips_box(False)
-            return
-        if not s.clip_consent:
-            granted = bool(self.ask_consent(self, s.folder))
-            s.log_action("clip_consent", "granted" if granted else "declined")
-            if not granted:
-                self._set_clips_box(False)
-                return
-            s.clip_consent = True
-        s.start_clips()
-        if self.runner is not None:
-            self.runner.set_keep_images(True)
+        saving = self.controller.set_clips(on)
+        if saving != on:
+            self._set_clips_box(saving)
 
     def _set_clips_box(self, on: bool) -> None:
         self.clips_box.blockSignals(True)
@@ -738,13 +402,14 @@ class MainWindow(QMainWindow):
         if action is None:
             super().keyPressEvent(event)
             return
+        c = self.controller
         if action.kind == "label":
-            self.set_label(action.value, source="hotkey")
+            c.set_label(action.value, source="hotkey")
         elif action.kind == "tune":
-            self.tune(*action.value)
+            c.tune(*action.value)
         elif action.kind == "playback":
-            {"play_pause": self.toggle_play, "step_back": lambda: self.step(-1),
-             "step_forward": lambda: self.step(1)}[action.value]()
+            {"play_pause": c.toggle_play, "step_back": lambda: c.step(-1),
+             "step_forward": lambda: c.step(1)}[action.value]()
         elif action.kind == "toggle_overlay":
             self.overlay_action.toggle()
         elif action.kind == "quit":
@@ -752,18 +417,18 @@ class MainWindow(QMainWindow):
         event.accept()
 
     # ================================================================== persistence & shutdown
-    def _schedule_save(self) -> None:
-        self._save_timer.start()
-
     def save_config(self) -> None:
-        self.config.pipeline = self.settings.to_dict()
+        c, cfg = self.controller, self.config
+        cfg.pipeline, cfg.provider, cfg.speed = c.settings.to_dict(), c.provider, c.speed
+        if c.model is not None:
+            cfg.model_dir = str(Path(c.model.folder).resolve())
         try:
-            self.config.save(self.config_path)
+            cfg.save(self.config_path)
         except OSError as exc:
             self.statusBar().showMessage(f"Could not save settings: {exc}", 5000)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt name
-        self.stop_source()
+        self.controller.stop()
         self._stats_timer.stop()
         self._score_timer.stop()
         self._save_timer.stop()
@@ -797,9 +462,9 @@ def run_gui(args: argparse.Namespace) -> int:
                      sessions_root=getattr(args, "sessions_dir", None))
     win.show()
     if args.camera is not None:
-        win.start_camera(args.camera, *win.resolution.currentData())
+        win.controller.start_camera(args.camera, *win.resolution.currentData())
     elif args.video is not None:
-        win.start_video(args.video, labels=args.labels)
+        win.controller.start_video(args.video, labels=args.labels)
     shot = getattr(args, "screenshot", None)
     if shot:
         def grab() -> None:

@@ -27,7 +27,6 @@ class ProcessingWorker(QObject):
         self.slot = slot
         self.mailbox = mailbox
         self._stop = threading.Event()
-        self.processed = 0
         self._last_error = ""
 
     def request_stop(self) -> None:
@@ -49,7 +48,6 @@ class ProcessingWorker(QObject):
                         self._last_error = message
                         self.error.emit(message + "\n" + traceback.format_exc(limit=2))
                     continue
-                self.processed += 1
                 if self.mailbox.push(ProcessedFrame(frame, result)):
                     self.results_ready.emit()
         finally:

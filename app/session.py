@@ -1,27 +1,28 @@
 """One recording session on disk: logs, settings, model card copy, and its final score.
 
-Qt-free so the headless replay and the window record sessions the same way.
+Qt-free so the headless replay and the app (app/controller.py) record sessions the same way.
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
+from app.app_config import APP_NAME
 from app.live_stats import LiveScore
-from fer_models.classes import UNSTABLE, write_json
+from fer_models.classes import UNSTABLE
+from fer_models.files import write_json
 from fer_models.errors import ArtifactError, ArtifactWriteError
 from fer_models.model_folder import FerModel
 from fer_models.pipeline import FrameResult, PipelineSettings
-from fer_models.scoring import append_demo_summary, score_session
+from fer_models.scoring import DEFAULT_SCORING, ScoringParams, append_demo_summary, score_session
 from fer_models.scoring_cli import score_file
 from fer_models.session_log import SessionLogger, logged_float
-
-APP_NAME = "ferlab"
 
 
 def as_logged_time(time_sec: float) -> float:
@@ -103,7 +104,8 @@ class SessionRecorder:
     A folder that already holds a session is refused before anything is written: it is never appended to.
     """
 
-    def __init__(self, folder: Path, model: FerModel, settings: PipelineSettings, source: str):
+    def __init__(self, folder: Path, model: FerModel, settings: PipelineSettings, source: str,
+                 scoring: ScoringParams = DEFAULT_SCORING):
         self.folder = Path(folder)
         found = existing_session_files(self.folder) if self.folder.is_dir() else []
         if found:
@@ -119,7 +121,8 @@ class SessionRecorder:
         self._score_time: list[float] = []
         self._score_pred: list[str] = []
         self._score_manual: list[str] = []
-        self._live_score = LiveScore()  # the same rows, scored incrementally (flat cost per update)
+        self.scoring = scoring  # the thresholds of the live score, the final score and the summary row
+        self._live_score = LiveScore(scoring)  # the same rows, scored incrementally (flat cost per update)
         try:
             self._copy_card(model)
             self.write_settings()
@@ -185,16 +188,22 @@ class SessionRecorder:
     def n_frames(self) -> int:
         return len(self._score_time)
 
-    def score_live(self, min_hold_ms: float = 600, exclusion_ms: float = 250, lock_ms: float = 500) -> dict:
-        """Score the rows logged so far from memory; equal to ``score()`` / fer-score on the same rows."""
-        if (min_hold_ms, exclusion_ms, lock_ms) == self._live_score.params:
-            return self._live_score.result()
-        return score_session(self._score_time, self._score_pred, self._score_manual, min_hold_ms, exclusion_ms,
-                             lock_ms)
+    def score_live(self, params: ScoringParams | None = None, **overrides: float) -> dict:
+        """Score the rows logged so far from memory; equal to ``score()`` / fer-score on the same rows.
 
-    def score(self, min_hold_ms: float = 600, exclusion_ms: float = 250, lock_ms: float = 500) -> dict:
+        ``params`` (default: the session's ``scoring``) or single ``min_hold_ms`` / ``exclusion_ms`` /
+        ``lock_ms`` overrides choose other thresholds; those are scored from the rows kept in memory.
+        """
+        p = replace(params or self.scoring, **overrides)
+        if p == self._live_score.params:
+            return self._live_score.result()
+        return score_session(self._score_time, self._score_pred, self._score_manual, p.min_hold_ms,
+                             p.exclusion_ms, p.lock_ms)
+
+    def score(self, params: ScoringParams | None = None) -> dict:
         """Score what has been written so far, with the same function as fer-score (the CSV streamed)."""
-        return score_file(self.folder / "per_frame.csv", min_hold_ms, exclusion_ms, lock_ms)
+        p = params or self.scoring
+        return score_file(self.folder / "per_frame.csv", p.min_hold_ms, p.exclusion_ms, p.lock_ms)
 
     def close(self, time_sec: float, summary_csv: Path | None = None) -> dict | None:
         """End the session: finish the open label segment, score, write score.json, then append the summary row.
@@ -220,5 +229,5 @@ class SessionRecorder:
             "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "session": self.folder.name,
             "per_frame_csv": str(self.folder / "per_frame.csv"), "model_id": self.model.model_id,
             "alpha": s.alpha, "delta": s.delta, "window": s.window, "window_ms": s.window_ms,
-            "min_count": s.min_count, "min_hold_ms": 600, "exclusion_ms": 250, "lock_ms": 500, **result})
+            "min_count": s.min_count, **self.scoring.to_dict(), **result})
         return result

@@ -2,8 +2,10 @@
 
 One object starts both threads and joins both on ``stop``; nothing else starts
 or stops them (the Spyder worker pattern). Worker signals are re-emitted from
-here so the window connects to one object, and everything that arrives after
-``stop`` is ignored, so a late queued signal can never reach a closed session.
+here, on the GUI thread, to the controller's RunnerEvents (and to anyone who
+connects to the signals), and everything that arrives after ``stop`` is
+ignored, so a late queued signal can never reach a closed session. The
+playback commands are the capture worker's (plain values behind a lock).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QThread, Signal
 
 from app.capture_worker import CaptureWorker
+from app.controller import RunnerEvents
 from app.frame_exchange import LatestFrameSlot, ProcessedFrame, ResultMailbox
 from app.processing_worker import ProcessingWorker
 from app.sources import SourceOpener, SourceSpec, open_source
@@ -30,7 +33,7 @@ class SourceRunner(QObject):
 
     def __init__(self, spec: SourceSpec, pipeline: FramePipeline, opener: SourceOpener = open_source,
                  start_playing: bool = True, speed: float = 1.0, keep_images: bool = False,
-                 parent: QObject | None = None):
+                 events: RunnerEvents | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self.spec = spec
         self.slot = LatestFrameSlot()
@@ -57,6 +60,12 @@ class SourceRunner(QObject):
         self.capture.ended.connect(self._fwd_ended)
         self.processor.results_ready.connect(self._fwd_results)
         self.processor.error.connect(self._fwd_error)
+        if events is not None:
+            for signal, callback in ((self.opened, events.opened), (self.failed, events.failed),
+                                     (self.position, events.position), (self.playing_changed, events.playing_changed),
+                                     (self.ended, events.ended), (self.results_ready, events.results_ready),
+                                     (self.processing_error, events.processing_error)):
+                signal.connect(callback)
         if not start_playing and spec.kind == "video":
             self.capture.seek(0)  # show the first frame, paused
 
@@ -95,6 +104,25 @@ class SourceRunner(QObject):
 
     def set_keep_images(self, keep: bool) -> None:
         self.mailbox.keep_images = keep
+
+    def drain(self) -> list[ProcessedFrame]:
+        return self.mailbox.drain()
+
+    # playback commands (video files), callable from the GUI thread
+    def is_playing(self) -> bool:
+        return self.capture.is_playing()
+
+    def set_playing(self, playing: bool) -> None:
+        self.capture.set_playing(playing)
+
+    def step(self, frames: int) -> None:
+        self.capture.step(frames)
+
+    def seek(self, frame: int) -> None:
+        self.capture.seek(frame)
+
+    def set_speed(self, speed: float) -> None:
+        self.capture.set_speed(speed)
 
     def start(self) -> None:
         if self.running or self._stopped:

@@ -41,7 +41,6 @@ class VideoLabelTrack:
         self._paint_start: float | None = None
         self._cursor: float | None = None  # start time of the frame on screen
         self._painted_end = 0.0  # end of what the held label has painted so far
-        self.dirty = False  # changed since the last load/save
 
     # -- queries ---------------------------------------------------------------------------
     def label_at(self, t_ms: float) -> str:
@@ -77,7 +76,6 @@ class VideoLabelTrack:
             else:
                 merged.append(r)
         self.intervals = merged
-        self.dirty = True
 
     def press(self, label: str, frame_ms: float) -> None:
         """A label key while the frame starting at ``frame_ms`` is on screen."""
@@ -132,20 +130,12 @@ class VideoLabelTrack:
             self.set_range(r.start_ms, r.end_ms, "")
         return r
 
-    def clear(self) -> None:
-        self.release()
-        self.intervals = []
-        self.dirty = True
-
     # -- files -----------------------------------------------------------------------------
     def load(self, path: str | Path) -> None:
         """Replace the track with a ``start_ms,end_ms,label`` file (ArtifactError if it is bad)."""
         intervals = read_label_intervals(path, self.classes)
         self.release()
         self.intervals = [r for r in intervals if r.label]
-        self.dirty = False
 
     def save(self, path: str | Path) -> Path:
-        out = write_label_intervals(path, self.intervals)
-        self.dirty = False
-        return out
+        return write_label_intervals(path, self.intervals)

@@ -13,8 +13,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fer_models.classes import check_same_classes, read_json, write_json
+from fer_models.classes import check_same_classes
 from fer_models.errors import ArtifactError
+from fer_models.files import read_json, resolve_file, write_json
 
 N_BINS = 15
 SELECTION_RULE = "lexicographic: nll within 1e-3 of min, then ece within 1e-3 of min, then max macro_f1, then closest to T=1"
@@ -157,7 +158,7 @@ class Calibration:
     """The contents of calibration.json (DESIGN.md §4).
 
     ``p = softmax((z + logit_bias) / T)`` with T scalar or per class; ``thresholds``
-    act on the decision, not on the probabilities (see ``decide``).
+    act on the decision (``fer_models.pipeline``), not on the probabilities.
     """
 
     temperature: float = 1.0
@@ -215,10 +216,6 @@ class Calibration:
         return cls(**kwargs, extra=extra).validate(where=where)
 
 
-def identity_calibration(classes: Sequence[str] | None = None) -> Calibration:
-    return Calibration(temperature=1.0, classes=list(classes) if classes else None, selection_rule="identity")
-
-
 def apply_calibration(logits: np.ndarray, calibration: Calibration | dict | None) -> np.ndarray:
     """Calibrated probabilities ``softmax((z + b) / T)`` for logits of shape (K,) or (N, K)."""
     if calibration is None:
@@ -229,27 +226,6 @@ def apply_calibration(logits: np.ndarray, calibration: Calibration | dict | None
     if calibration.logit_bias is not None:
         z = z + np.asarray(calibration.logit_bias, dtype=np.float64)
     return softmax(z / calibration.effective_temperature())
-
-
-def decide(probs: np.ndarray, thresholds: Sequence[float] | None = None) -> np.ndarray | int | None:
-    """Class decision with optional per-class thresholds.
-
-    Without thresholds this is the argmax. With them, only classes whose probability
-    reaches their threshold may win; if none does, there is no decision (None for a
-    single row, -1 in a batch).
-    """
-    p = np.asarray(probs, dtype=np.float64)
-    single = p.ndim == 1
-    p2 = p[None] if single else p
-    if thresholds is None:
-        out = p2.argmax(axis=1)
-    else:
-        thr = np.asarray(thresholds, dtype=np.float64)
-        masked = np.where(p2 >= thr, p2, -np.inf)
-        out = np.where(np.isfinite(masked.max(axis=1)), masked.argmax(axis=1), -1)
-    if single:
-        return None if out[0] < 0 else int(out[0])
-    return out
 
 
 def temperature_sweep(logits: np.ndarray, labels: np.ndarray, grid: Sequence[float],
@@ -320,9 +296,7 @@ def on_grid_edge(value: float, grid: Sequence[float]) -> bool:
 
 def load_calibration(path: str | Path, classes: Sequence[str] | None = None) -> Calibration:
     """Read calibration.json, checking per-class vectors against ``classes`` when given."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "calibration.json"
+    path = resolve_file(path, "calibration.json")
     cal = Calibration.from_dict(read_json(path), where=path)  # type: ignore[arg-type]
     if classes is not None:
         if cal.classes is not None:
@@ -332,9 +306,7 @@ def load_calibration(path: str | Path, classes: Sequence[str] | None = None) -> 
 
 
 def save_calibration(path: str | Path, calibration: Calibration) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "calibration.json"
+    path = resolve_file(path, "calibration.json")
     calibration.validate()
     return write_json(path, calibration.to_dict())
 
@@ -356,16 +328,12 @@ def reliability_report(logits: np.ndarray, labels: np.ndarray, grid: Sequence[fl
 
 
 def save_reliability_metrics(path: str | Path, report: dict[str, Any]) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "reliability_metrics.json"
+    path = resolve_file(path, "reliability_metrics.json")
     return write_json(path, report)
 
 
 def load_reliability_metrics(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "reliability_metrics.json"
+    path = resolve_file(path, "reliability_metrics.json")
     data = read_json(path)
     if not isinstance(data, dict) or "grid" not in data:
         raise ArtifactError(path, "expected an object with a 'grid' list of per-temperature metrics")

@@ -7,11 +7,11 @@ a silently permuted class list turns a good model into a confidently wrong one.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from fer_models.errors import ArtifactError, ArtifactWriteError, ClassListMismatch
+from fer_models.errors import ArtifactError, ClassListMismatch
+from fer_models.files import read_json, resolve_file, write_json
 
 FER7: tuple[str, ...] = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 UNSTABLE = "(unstable)"
@@ -61,41 +61,13 @@ def check_same_classes(
 def write_classes_json(folder: str | Path, classes: Sequence[str] = FER7, dataset: str = "fer2013") -> Path:
     """Write ``classes.json`` into ``folder`` and return its path."""
     path = Path(folder) / "classes.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"classes": validate_class_list(classes, path), "dataset": dataset}
-    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_json(path, {"classes": validate_class_list(classes, path), "dataset": dataset})
 
 
 def read_classes_json(path: str | Path) -> list[str]:
     """Read a classes.json file (or the one inside a folder) and validate it."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "classes.json"
+    path = resolve_file(path, "classes.json")
     data = read_json(path)
     if not isinstance(data, dict) or "classes" not in data:
         raise ArtifactError(path, "expected an object with a 'classes' list")
     return validate_class_list(data["classes"], path)
-
-
-def read_json(path: str | Path) -> object:
-    """Read a UTF-8 JSON file, turning every failure into an ArtifactError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(path, "file not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(path, f"not valid UTF-8 JSON ({exc})") from exc
-
-
-def write_json(path: str | Path, payload: object) -> Path:
-    """Write pretty, UTF-8 JSON (keys kept in insertion order)."""
-    path = Path(path)
-    text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:  # read-only or full disk: an error naming the file, still an OSError
-        raise ArtifactWriteError.from_os_error(path, exc, "cannot write") from exc
-    return path

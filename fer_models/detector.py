@@ -8,20 +8,24 @@ verified against a pinned SHA-256.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
+import logging
 import os
 import shutil
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
 import platformdirs
 
 from fer_models.errors import DetectorUnavailable
+from fer_models.files import atomic_path, sha256_file
+
+log = logging.getLogger(__name__)
 
 ENV_MODEL = "FER_YUNET_MODEL"  # a model file
 ENV_DIR = "FER_YUNET_DIR"  # a folder holding the manifest's file names (tests point it at ../shared/models)
@@ -51,12 +55,7 @@ def detector_spec(major: int | None = None) -> DetectorSpec:
     return DetectorSpec(**manifest["models"][key])
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_of = sha256_file  # the detector's name for it (tests use it)
 
 
 def user_cache_dir() -> Path:
@@ -72,26 +71,31 @@ def resolve_yunet_model(explicit: str | os.PathLike | None = None, allow_downloa
         if not path.is_file():
             raise DetectorUnavailable(f"face detector model not found at {path}")
         return path
-    candidates = []
+    candidates: list[tuple[str, Path]] = []
     if os.environ.get(ENV_DIR):
-        candidates.append(Path(os.environ[ENV_DIR]).expanduser() / spec.file)
-    candidates += [user_cache_dir() / spec.file, bundled_model_path(spec.file)]
-    for path in candidates:
-        if path.is_file():
-            digest = sha256_of(path)
-            if digest != spec.sha256:
-                raise DetectorUnavailable(f"{path}: SHA-256 {digest} does not match the pinned {spec.sha256}; "
-                                          "delete the file to download it again")
+        candidates.append((f"{ENV_DIR} folder", Path(os.environ[ENV_DIR]).expanduser() / spec.file))
+    candidates += [("user cache", user_cache_dir() / spec.file), ("bundled copy", bundled_model_path(spec.file))]
+    searched: list[str] = []
+    for label, path in candidates:
+        if not path.is_file():
+            searched.append(f"{label} {path} (missing)")
+            continue
+        digest = sha256_of(path)
+        if digest == spec.sha256:
             return path
+        # a corrupt or other copy is passed over, not used: the next place (or the download) may have it
+        log.warning("%s: SHA-256 %s does not match the pinned %s; ignoring this copy", path, digest[:12],
+                    spec.sha256[:12])
+        searched.append(f"{label} {path} (SHA-256 {digest[:12]}... does not match the pinned {spec.sha256[:12]}...)")
     if allow_download is None:
         allow_download = os.environ.get(ENV_OFFLINE, "") not in ("1", "true", "yes")
     target = user_cache_dir() / spec.file
     if not allow_download:
-        raise DetectorUnavailable(_where_to_put(spec, target, "downloads are disabled"))
+        raise DetectorUnavailable(_where_to_put(spec, target, f"downloads are disabled ({ENV_OFFLINE}=1)", searched))
     try:
         download_verified(spec.url, target, spec.sha256)
     except (OSError, ValueError) as exc:
-        raise DetectorUnavailable(_where_to_put(spec, target, f"download failed ({exc})")) from exc
+        raise DetectorUnavailable(_where_to_put(spec, target, f"download failed ({exc})", searched)) from exc
     return target
 
 
@@ -102,26 +106,21 @@ def bundled_model_path(file: str) -> Path:
     return resource_path("models", "detector", file)
 
 
-def _where_to_put(spec: DetectorSpec, target: Path, why: str) -> str:
-    return (f"YuNet face detector {spec.file} not found and {why}. Download it from {spec.url} "
-            f"(SHA-256 {spec.sha256}) and put it at {target}, or set {ENV_MODEL} to its path.")
+def _where_to_put(spec: DetectorSpec, target: Path, why: str, searched: list[str]) -> str:
+    return (f"YuNet face detector {spec.file} not found and {why}. Searched: " + "; ".join(searched) +
+            f". Download it from {spec.url} (SHA-256 {spec.sha256}) and put it at {target}, "
+            f"or set {ENV_DIR} to a folder holding it or {ENV_MODEL} to its path.")
 
 
 def download_verified(url: str, target: Path, sha256: str, timeout: float = 30.0) -> Path:
     """Download to a temporary file, check the hash, then move into place (never a half file)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+    with atomic_path(target, suffix=".part") as tmp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
             shutil.copyfileobj(resp, out)
-        digest = sha256_of(Path(tmp))
+        digest = sha256_file(tmp)
         if digest != sha256:
             raise ValueError(f"downloaded file has SHA-256 {digest}, expected {sha256}")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    return Path(target)
 
 
 @dataclass
@@ -145,6 +144,23 @@ class Face:
         return min(self.box[2], self.box[3])
 
 
+@contextlib.contextmanager
+def _quiet_opencv_warnings() -> Iterator[None]:
+    """OpenCV 5 warns "setPreferableTarget ... not supported by the new graph engine" once per
+    FaceDetectorYN.create although nothing is wrong; keep its warnings off while the nets are
+    created (errors still print, and raise as cv2.error)."""
+    logging_mod = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_mod is None:  # pragma: no cover - OpenCV builds without the logging utils
+        yield
+        return
+    before = logging_mod.getLogLevel()
+    logging_mod.setLogLevel(logging_mod.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging_mod.setLogLevel(before)
+
+
 class FaceDetector:
     """YuNet wrapper: score threshold, minimum face size (px), largest-face selection.
 
@@ -162,10 +178,11 @@ class FaceDetector:
         self.detect_width = detect_width
         self._size: tuple[int, int] | None = None
         try:
-            self._net = cv2.FaceDetectorYN.create(str(self.model_path), "", (320, 320), self.score_threshold,
-                                                  self.nms_threshold, self.top_k)
-            self._roi_net = cv2.FaceDetectorYN.create(str(self.model_path), "", (ROI_PX, ROI_PX),
-                                                      self.score_threshold, self.nms_threshold, self.top_k)
+            with _quiet_opencv_warnings():
+                self._net = cv2.FaceDetectorYN.create(str(self.model_path), "", (320, 320), self.score_threshold,
+                                                      self.nms_threshold, self.top_k)
+                self._roi_net = cv2.FaceDetectorYN.create(str(self.model_path), "", (ROI_PX, ROI_PX),
+                                                          self.score_threshold, self.nms_threshold, self.top_k)
         except cv2.error as exc:
             raise DetectorUnavailable(f"{self.model_path}: OpenCV {cv2.__version__} cannot load this YuNet model "
                                       f"({exc}); OpenCV 5 needs the 2026may file, 4.x the 2023mar file") from exc

@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fer_models.classes import read_json, validate_class_list, write_json
+from fer_models.classes import validate_class_list
 from fer_models.errors import ArtifactError
+from fer_models.files import read_json, resolve_file, write_json
 
 REQUIRED_KEYS = ("classes", "input_size", "channels", "color", "mean", "std", "clahe",
                  "align_eyes", "crop_margin", "backbone", "index_fingerprint", "metrics")
@@ -95,15 +96,11 @@ class ModelCard:
 
 def load_model_card(path: str | Path) -> ModelCard:
     """Read and validate model_card.json (or the one inside a model folder)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model_card.json"
+    path = resolve_file(path, "model_card.json")
     return ModelCard.from_dict(read_json(path), where=path)
 
 
 def save_model_card(path: str | Path, card: ModelCard) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model_card.json"
+    path = resolve_file(path, "model_card.json")
     card.validate(path)
     return write_json(path, card.to_dict())

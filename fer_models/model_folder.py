@@ -10,7 +10,6 @@ caller keeps its previous model. ``load_app_model`` adds the app's own check
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +20,7 @@ from fer_models.calibration import Calibration, apply_calibration, load_calibrat
 from fer_models.classes import FER7, check_same_classes, read_classes_json
 from fer_models.errors import ArtifactError, ClassListMismatch
 from fer_models.face_crop import CropSpec
+from fer_models.files import sha256_file
 from fer_models.model_card import ModelCard, load_model_card
 from fer_models.onnx_runtime import OnnxClassifier
 
@@ -78,7 +78,7 @@ def load_model_folder(folder: str | Path, providers: str | Sequence[str] | None 
     out = clf.output_shape
     if len(out) != 2 or not _dim_ok(out[1], len(card.classes)):
         raise ArtifactError(onnx_path, f"output shape {out} does not match the card's {len(card.classes)} classes")
-    model_id = card.model_id or f"{folder.name}-{_short_hash(onnx_path)}"
+    model_id = card.model_id or f"{folder.name}-{sha256_file(onnx_path)[:8]}"
     model = FerModel(folder, card, calibration, clf, model_id)
     check_model_outputs(model)
     return model
@@ -150,7 +150,3 @@ def load_app_model(folder: str | Path, providers: str | Sequence[str] | None = N
     model = load_model_folder(folder, providers, intra_op_threads)
     check_app_classes(model)
     return model
-
-
-def _short_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]

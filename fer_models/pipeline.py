@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fer_models.detector import Face, FaceDetector
-from fer_models.face_crop import crop_face
+from fer_models.face_crop import CropSpec, crop_face
 from fer_models.model_folder import FerModel
 from fer_models.session_log import STAGES
 from fer_models.temporal import Smoother
@@ -40,9 +40,32 @@ class PipelineSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def crop_overrides(self) -> dict[str, Any]:
+        """The crop options for ``FerModel.crop_spec`` (None: follow the model card)."""
+        return {"align_eyes": self.align_eyes, "clahe": self.clahe, "crop_margin": self.crop_margin}
+
     def smoothing(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "delta": self.delta, "window": self.window, "min_count": self.min_count,
                 "window_ms": self.window_ms}
+
+    def clamped(self) -> "PipelineSettings":
+        """These settings with the vote's min count pulled down to the window (when the window counts frames).
+
+        The one place that enforces "min count never above the window" for user changes (sliders, keys,
+        the app's controller); ``validated`` still refuses the combination where it is given on purpose.
+        """
+        if self.window_ms is None and self.window >= 1 and self.min_count > self.window:
+            return replace(self, min_count=self.window)
+        return self
+
+    def with_changes(self, **changes: Any) -> "PipelineSettings":
+        """A user's change applied: clamped (``clamped``), then validated (ValueError if still impossible)."""
+        return replace(self, **changes).clamped().validated()
+
+    def changes_from(self, old: "PipelineSettings") -> dict[str, Any]:
+        """The fields whose value differs from ``old``, with their new values."""
+        before = old.to_dict()
+        return {k: v for k, v in self.to_dict().items() if before.get(k) != v}
 
     def validated(self) -> "PipelineSettings":
         Smoother(**self.smoothing())  # raises ValueError on an impossible combination
@@ -92,6 +115,7 @@ class FramePipeline:
         self._detector = detector
         self._settings = (settings or PipelineSettings()).validated()
         self._smoother = Smoother(**self._settings.smoothing())
+        self._crop = model.crop_spec(**self._settings.crop_overrides())
         self._applied = self._settings
         self._dirty_model = False
         self._last_face: Face | None = None
@@ -113,11 +137,13 @@ class FramePipeline:
         with self._lock:
             new = replace(self._settings, **changes).validated()
             self._settings = new
+            self._crop = self._model.crop_spec(**new.crop_overrides())  # built once per change, not per frame
             return new
 
     def set_model(self, model: FerModel) -> None:
         with self._lock:
             self._model = model
+            self._crop = model.crop_spec(**self._settings.crop_overrides())
             self._dirty_model = True
 
     def reset(self) -> None:
@@ -126,9 +152,9 @@ class FramePipeline:
             self._last_face = None
 
     # -- processing (worker thread) ------------------------------------------------------
-    def _apply_pending(self) -> tuple[PipelineSettings, FerModel]:
+    def _apply_pending(self) -> tuple[PipelineSettings, FerModel, CropSpec]:
         with self._lock:
-            s, model = self._settings, self._model
+            s, model, crop = self._settings, self._model, self._crop
             if s != self._applied:
                 self._smoother.configure(alpha=s.alpha, delta=s.delta, window=s.window, min_count=s.min_count,
                                          window_ms=s.window_ms)
@@ -139,7 +165,7 @@ class FramePipeline:
             if self._dirty_model:
                 self._smoother.reset()
                 self._dirty_model = False
-            return s, model
+            return s, model, crop
 
     def _find_face(self, frame_bgr: np.ndarray, redetect_every: int) -> Face | None:
         """Track near the last face between full detections; fall back to a full one when it is lost."""
@@ -156,7 +182,7 @@ class FramePipeline:
         return face
 
     def process(self, frame_bgr: np.ndarray, t_sec: float) -> FrameResult:
-        s, model = self._apply_pending()
+        s, model, crop = self._apply_pending()
         t0 = time.perf_counter()
         face = self._find_face(frame_bgr, s.redetect_every)
         t1 = time.perf_counter()
@@ -165,8 +191,7 @@ class FramePipeline:
             self._smoother.reset()
             timings.update(crop=0.0, infer=0.0, smooth=0.0, total=(time.perf_counter() - t0) * 1e3)
             return FrameResult(None, None, None, None, None, timings)
-        spec = model.crop_spec(align_eyes=s.align_eyes, clahe=s.clahe, crop_margin=s.crop_margin)
-        tensor = crop_face(frame_bgr, face.box, face.landmarks, spec)
+        tensor = crop_face(frame_bgr, face.box, face.landmarks, crop)
         t2 = time.perf_counter()
         probs = model.probs(tensor[None])[0]
         t3 = time.perf_counter()

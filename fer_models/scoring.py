@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right, insort
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -24,6 +25,24 @@ import numpy as np
 from fer_models.classes import FER7, UNSTABLE, canonical_class_name
 from fer_models.errors import ArtifactError
 from fer_models.session_log import CsvLogWriter
+
+@dataclass(frozen=True)
+class ScoringParams:
+    """The thresholds of transition-fair scoring (DESIGN.md §5), in milliseconds; the defaults are the protocol's.
+
+    Every default in the system (score_session, ScoreAccumulator, fer-score, the app's live and final
+    scores, the demo_results_summary.csv row) comes from ``DEFAULT_SCORING``.
+    """
+
+    min_hold_ms: float = 600.0  # shortest scored label segment
+    exclusion_ms: float = 250.0  # rows excluded after the start and before the end of a segment
+    lock_ms: float = 500.0  # stable correct prediction needed to count a segment as locked
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+DEFAULT_SCORING = ScoringParams()
 
 SCORE_KEYS = ("accuracy", "macro_f1", "jitter_per_min", "time_to_lock_ms_median", "lock_rate",
               "n_scored_frames", "n_segments")
@@ -63,8 +82,8 @@ def label_segments(manual: Sequence[str | None]) -> list[tuple[int, int, str | N
 
 
 def score_session(time_sec: Sequence[float], pred: Sequence[str], manual: Sequence[str],
-                  min_hold_ms: float = 600, exclusion_ms: float = 250, lock_ms: float = 500,
-                  classes: Sequence[str] = FER7) -> dict:
+                  min_hold_ms: float = DEFAULT_SCORING.min_hold_ms, exclusion_ms: float = DEFAULT_SCORING.exclusion_ms,
+                  lock_ms: float = DEFAULT_SCORING.lock_ms, classes: Sequence[str] = FER7) -> dict:
     """Accuracy, macro-F1, jitter/min, time-to-lock median (ms), lock rate and counts of one session.
 
     ``pred`` and ``manual`` hold class names (any case); ``(unstable)`` or empty means
@@ -177,7 +196,8 @@ class ScoreAccumulator:
     float, the open segment scored as if it ended at the last row.
     """
 
-    def __init__(self, min_hold_ms: float = 600, exclusion_ms: float = 250, lock_ms: float = 500,
+    def __init__(self, min_hold_ms: float = DEFAULT_SCORING.min_hold_ms,
+                 exclusion_ms: float = DEFAULT_SCORING.exclusion_ms, lock_ms: float = DEFAULT_SCORING.lock_ms,
                  classes: Sequence[str] = FER7):
         self.min_hold_ms, self.exclusion_ms, self.lock_ms = min_hold_ms, exclusion_ms, lock_ms
         self.classes = list(classes)

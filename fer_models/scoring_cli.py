@@ -9,24 +9,29 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fer_models.classes import read_json
+from fer_models.files import read_json
 from fer_models.errors import ArtifactError
-from fer_models.scoring import ScoreAccumulator, ScoringInputError, append_demo_summary
+from fer_models.scoring import DEFAULT_SCORING, ScoreAccumulator, ScoringInputError, append_demo_summary
 from fer_models.session_log import SCORE_COLUMNS
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="fer-score", description=__doc__)
     ap.add_argument("per_frame", type=Path, help="per_frame.csv of a session (this app's or the earlier scripts')")
-    ap.add_argument("--min-hold-ms", type=float, default=600.0, help="shortest scored label segment (600)")
-    ap.add_argument("--exclusion-ms", type=float, default=250.0, help="frames excluded after/before a change (250)")
-    ap.add_argument("--lock-ms", type=float, default=500.0, help="stable prediction needed to count as locked (500)")
+    d = DEFAULT_SCORING
+    ap.add_argument("--min-hold-ms", type=float, default=d.min_hold_ms,
+                    help=f"shortest scored label segment ({d.min_hold_ms:g})")
+    ap.add_argument("--exclusion-ms", type=float, default=d.exclusion_ms,
+                    help=f"frames excluded after/before a change ({d.exclusion_ms:g})")
+    ap.add_argument("--lock-ms", type=float, default=d.lock_ms,
+                    help=f"stable prediction needed to count as locked ({d.lock_ms:g})")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     ap.add_argument("--append-summary", type=Path, metavar="CSV", help="append a row to demo_results_summary.csv")
     return ap
 
 
-def score_file(path: Path, min_hold_ms: float = 600, exclusion_ms: float = 250, lock_ms: float = 500) -> dict:
+def score_file(path: Path, min_hold_ms: float = DEFAULT_SCORING.min_hold_ms,
+               exclusion_ms: float = DEFAULT_SCORING.exclusion_ms, lock_ms: float = DEFAULT_SCORING.lock_ms) -> dict:
     """Score a per-frame log; errors name the file and the CSV line.
 
     The CSV is streamed row by row through a ScoreAccumulator, reading only time_sec,

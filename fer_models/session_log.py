@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 
 from fer_models.classes import FER7, UNSTABLE
 from fer_models.errors import ArtifactError, ArtifactWriteError
+from fer_models.files import atomic_write_text
 
 STAGES = ("detect", "crop", "infer", "smooth", "total")
 EVENTS_COLUMNS = ("label", "start_frame", "end_frame", "start_time_sec", "end_time_sec", "source")
@@ -323,12 +324,13 @@ def read_label_intervals(path: str | Path, classes: Sequence[str] = FER7) -> lis
 
 
 def write_label_intervals(path: str | Path, intervals: Sequence[LabelInterval]) -> Path:
-    path = Path(path)
-    with CsvLogWriter(path.with_suffix(path.suffix + ".tmp"), ("start_ms", "end_ms", "label")) as w:
-        for r in sorted(intervals, key=lambda r: r.start_ms):
-            w.write([round(r.start_ms, 3), round(r.end_ms, 3), r.label])
-    os.replace(path.with_suffix(path.suffix + ".tmp"), path)
-    return path
+    """Write a ``start_ms,end_ms,label`` file atomically, intervals sorted by start."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(("start_ms", "end_ms", "label"))
+    for r in sorted(intervals, key=lambda r: r.start_ms):
+        writer.writerow([_fmt(v) for v in (round(r.start_ms, 3), round(r.end_ms, 3), r.label)])
+    return atomic_write_text(path, buf.getvalue())
 
 
 def label_at(intervals: Sequence[LabelInterval], t_ms: float) -> str:

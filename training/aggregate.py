@@ -10,8 +10,7 @@ resampled test images, which is fairer than comparing two independent intervals.
 from __future__ import annotations
 
 import csv
-import json
-import logging
+import io
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,8 +18,8 @@ import numpy as np
 
 from fer_models.calibration import macro_f1
 from fer_models.errors import ArtifactError
+from fer_models.files import atomic_write_text, read_json_object
 
-log = logging.getLogger(__name__)
 SUMMARY_COLUMNS = ("row_type", "config", "run", "seed", "n_runs", "test_accuracy", "test_macro_f1",
                    "test_accuracy_std", "test_macro_f1_std", "test_accuracy_ci_low", "test_accuracy_ci_high",
                    "test_macro_f1_ci_low", "test_macro_f1_ci_high", "note")
@@ -28,18 +27,11 @@ SUMMARY_COLUMNS = ("row_type", "config", "run", "seed", "n_runs", "test_accuracy
 
 def run_config_name(run_dir: Path) -> str:
     """The configuration a run belongs to: args.json 'config' if set, else the folder name without _s<seed>."""
-    args = _json(run_dir / "args.json")
+    args = read_json_object(run_dir / "args.json", missing_ok=True)
     if args.get("config"):
         return str(args["config"])
     name = run_dir.name
     return name.rsplit("_s", 1)[0] if "_s" in name else name
-
-
-def _json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
 
 
 def load_run(run_dir: Path) -> dict[str, Any]:
@@ -49,7 +41,8 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     data = load_split_logits(run_dir, "test")
     pred = np.asarray(data["logits"]).argmax(1)
     labels = np.asarray(data["labels"])
-    return {"run": run_dir.name, "config": run_config_name(run_dir), "seed": _json(run_dir / "seed.json").get("seed"),
+    seed = read_json_object(run_dir / "seed.json", missing_ok=True).get("seed")
+    return {"run": run_dir.name, "config": run_config_name(run_dir), "seed": seed,
             "pred": pred, "labels": labels, "positions": np.asarray(data["positions"]),
             "accuracy": float(np.mean(pred == labels)), "macro_f1": macro_f1(pred, labels)}
 
@@ -131,12 +124,12 @@ def aggregate(run_dirs: Sequence[Path], out_csv: Path, n_boot: int = 1000,
                      "note": f"paired bootstrap; P(diff <= 0) = {pb['p_a_not_better']:.4f}"})
         result.setdefault("paired", pb)
         result["paired_all"][f"{a} - {b}"] = pb
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_csv, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, SUMMARY_COLUMNS)
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in SUMMARY_COLUMNS})
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, SUMMARY_COLUMNS)
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in SUMMARY_COLUMNS})
+    atomic_write_text(out_csv, buf.getvalue())
     result["rows"] = rows
     return result
 

@@ -20,23 +20,21 @@ runs the cheap checks and refuses a folder whose recorded diagnostic failed.
 
 from __future__ import annotations
 
-import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fer_models.calibration import softmax
-from fer_models.classes import check_same_classes, read_classes_json, read_json, write_json
+from fer_models.classes import check_same_classes, read_classes_json
 from fer_models.errors import ArtifactError, ClassListMismatch
+from fer_models.files import sha256_file, write_json
 
-from training.artifacts import arrays_sha256, load_npz, sha256_file
+from training.artifacts import arrays_sha256, load_npz
 from training.index import CanonicalIndex, load_index
-from training.softlabels import ALIGNMENT_FILE, KINDS, SOFTLABELS_FILE, fuse, now_iso, recorded_accuracy
-
-log = logging.getLogger(__name__)
+from training.softlabel_files import (ALIGNMENT_FILE, SOFTLABELS_FILE, SoftLabels, fuse, now_iso,
+                                      read_alignment_meta, recorded_accuracy, resolve_softlabel_dir)
 
 ACCURACY_TOL = 1e-9
 PROBS_TOL = 1e-4
@@ -45,58 +43,13 @@ DIAG_FAILED = "the recorded alignment diagnostic failed"
 DIAG_STALE = "the recorded alignment diagnostic is stale"
 
 
-@dataclass
-class SoftLabels:
-    """A soft-label folder that passed the gate."""
-
-    path: Path
-    meta: dict[str, Any]
-    arrays: dict[str, np.ndarray]
-
-    @property
-    def kind(self) -> str:
-        return str(self.meta["kind"])
-
-    @property
-    def temperature(self) -> float:
-        return float(self.meta["temperature"])
-
-    def probs(self) -> np.ndarray:
-        """(N, K) targets at T; for split targets, their weighted fusion."""
-        if self.kind == "ensemble_split":
-            return fuse(self.arrays["member_probs"], self.arrays["weights"])
-        return self.arrays["probs"]
-
-
 def _as_index(index: CanonicalIndex | str | Path) -> CanonicalIndex:
     return index if isinstance(index, CanonicalIndex) else load_index(index)
 
 
-def resolve_softlabel_dir(path: str | Path, index: CanonicalIndex) -> Path:
-    """A soft-label folder itself, or the one for ``index`` inside a run folder (RUN/softlabels/<name>)."""
-    path = Path(path)
-    if (path / ALIGNMENT_FILE).is_file():
-        return path
-    candidate = path / "softlabels" / index.short_name
-    if (candidate / ALIGNMENT_FILE).is_file():
-        return candidate
-    raise ArtifactError(path, f"no {ALIGNMENT_FILE} here nor in softlabels/{index.short_name}/: export soft labels "
-                              f"for this index first (fer-train softlabels RUN_DIR --index ...)")
-
-
-def _read_meta(folder: Path) -> dict[str, Any]:
-    meta = read_json(folder / ALIGNMENT_FILE)
-    need = ("kind", "index_fingerprint", "n_rows", "classes", "temperature", "arrays_sha256", "recorded_accuracy")
-    if not isinstance(meta, dict) or any(k not in meta for k in need):
-        raise ArtifactError(folder / ALIGNMENT_FILE, f"not an alignment.json (needs {list(need)})")
-    if meta["kind"] not in KINDS:
-        raise ArtifactError(folder / ALIGNMENT_FILE, f"unknown kind {meta['kind']!r}")
-    return meta
-
-
 def structural_problems(folder: Path, index: CanonicalIndex) -> tuple[list[str], dict[str, Any], dict[str, np.ndarray]]:
     """Every cheap check of the gate; returns (problems, alignment.json, arrays)."""
-    meta = _read_meta(folder)
+    meta = read_alignment_meta(folder)
     problems: list[str] = []
     # classes: names and order
     check_same_classes(index.classes, meta["classes"], folder / ALIGNMENT_FILE, "soft-label classes")
@@ -180,7 +133,7 @@ def require_aligned(softlabel_dir: str | Path, index: CanonicalIndex | str | Pat
             result = check_alignment(folder, index, write=False)
         if result["status"] != "passed":
             raise ArtifactError(folder, "alignment diagnostic failed: " + "; ".join(result["problems"]))
-        meta = _read_meta(folder)
+        meta = read_alignment_meta(folder)
     return SoftLabels(folder, meta, arrays)
 
 
@@ -239,7 +192,7 @@ def check_alignment(softlabel_dir: str | Path, index: CanonicalIndex | str | Pat
     """
     index = _as_index(index)
     folder = resolve_softlabel_dir(softlabel_dir, index)
-    meta = _read_meta(folder)
+    meta = read_alignment_meta(folder)
     try:
         problems, _, arrays = structural_problems(folder, index)
     except ClassListMismatch as exc:

@@ -1,40 +1,22 @@
-"""Small helpers for the files that travel between training steps.
+"""Arrays that travel between training steps: npz files and a hash of their numbers.
 
-Hashes are what let a later step prove it is looking at the same bytes an
-earlier step wrote (a checkpoint, a soft-label array), instead of trusting a
-path or a shape, which is how the earlier scripts went wrong.
+Hashes are what let a later step prove it is looking at the same numbers an
+earlier step wrote (a soft-label array), instead of trusting a path or a shape,
+which is how the earlier scripts went wrong. Files in general (atomic writes,
+JSON, file hashes) are ``fer_models.files``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 from fer_models.errors import ArtifactError
-
-CHUNK = 1 << 20
-
-
-def sha256_bytes(data: bytes) -> str:
-    """Hex SHA-256 of a byte string."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's content, read in chunks."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(path, "file not found")
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+from fer_models.files import atomic_write_bytes
 
 
 def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
@@ -57,25 +39,8 @@ def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write a file through a temporary sibling and a rename, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     """Save arrays to a compressed npz atomically."""
-    import io
-
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())

@@ -6,7 +6,6 @@ are what a user of this machine would see, not a unit-test assertion.
 
 from __future__ import annotations
 
-import logging
 import platform
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ from fer_models.model_folder import load_model_folder
 from fer_models.onnx_runtime import available_providers, choose_providers
 from fer_models.session_log import CsvLogWriter
 
-log = logging.getLogger(__name__)
 LATENCY_COLUMNS = ("model", "precision", "provider", "batch", "median_ms", "p90_ms", "runs", "threads", "machine")
 
 

@@ -12,7 +12,6 @@ runs, student runs and ensembles (whose "logits" are log fused probabilities).
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,8 +25,6 @@ from fer_models.calibration import (DEFAULT_GRID, SELECTION_RULE, Calibration, a
 from fer_models.errors import ArtifactError
 
 from training.evaluate import load_split_logits
-
-log = logging.getLogger(__name__)
 
 FIT_SPLIT = "val"
 REPORT_SPLIT = "test"

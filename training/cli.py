@@ -4,8 +4,6 @@ Each step lives in its own module that contributes its parser (``add_parser``)
 and its entry point; this file only assembles them. Modules are imported when
 the parser is built, but torch itself is imported inside the steps that need it,
 so ``fer-train index`` stays quick.
-
-Issue 4 added student, export, bench and aggregate.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from fer_models.errors import FerError
 # name of the module under ``training`` that defines add_parser(subparsers); order = help order
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "index", "teacher", "evaluate", "softlabels", "alignment", "calibrate", "ensemble",
-    "student", "export", "check_model", "bench", "aggregate", "report",  # issue 4
+    "student", "export", "check_model", "bench", "aggregate", "report", "gate",
 )
 
 
@@ -30,13 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"training.{name}")
-        except ModuleNotFoundError as exc:  # a step not written yet; any other missing import is an error
-            if exc.name != f"training.{name}":
-                raise
-            continue
-        module.add_parser(sub)
+        importlib.import_module(f"training.{name}").add_parser(sub)
     return parser
 
 

@@ -33,8 +33,8 @@ from torch.utils.data import Dataset
 
 from fer_models.errors import ArtifactError
 from fer_models.face_crop import DEFAULT_MARGIN, CropSpec, prepare_face
+from fer_models.files import sha256_bytes
 
-from training.artifacts import sha256_bytes
 from training.index import CanonicalIndex, decode_csv_pixels, decode_image_bytes
 
 

@@ -31,6 +31,7 @@ weights); test rows are never looked at, to avoid the earlier scripts' test-set 
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,13 @@ from typing import Any
 import numpy as np
 
 from fer_models.calibration import nll_from_logits, softmax
-from fer_models.classes import read_json, write_classes_json, write_json
+from fer_models.classes import write_classes_json
 from fer_models.errors import ArtifactError
+from fer_models.files import atomic_write_text, read_json, write_json
 
 from training.alignment import check_alignment, require_aligned
 from training.index import CanonicalIndex, load_index
-from training.softlabels import DEFAULT_TEMPERATURE, fuse, write_softlabels, write_split_softlabels
+from training.softlabel_files import DEFAULT_TEMPERATURE, fuse, write_softlabels, write_split_softlabels
 
 SEARCH_METRICS = ("nll", "accuracy")
 
@@ -170,11 +172,12 @@ def build_ensemble(config_path: str | Path, index_dir: str | Path | CanonicalInd
                                        "classifier": "log(sum_i w_i softmax(z_i)) at T=1",
                                        "fused_dir": str(fused_dir), "split_dir": str(split_dir)})
     if table:
-        with (out / "weight_search.csv").open("w", newline="") as fh:
-            wr = csv.writer(fh, lineterminator="\n")
-            wr.writerow([*(f"w_{n}" for n in names), "val_nll", "val_accuracy"])
-            for r in table:
-                wr.writerow([*(f"{x:.4f}" for x in r["weights"]), f"{r['nll']:.6f}", f"{r['accuracy']:.6f}"])
+        buf = io.StringIO()
+        wr = csv.writer(buf, lineterminator="\n")
+        wr.writerow([*(f"w_{n}" for n in names), "val_nll", "val_accuracy"])
+        for r in table:
+            wr.writerow([*(f"{x:.4f}" for x in r["weights"]), f"{r['nll']:.6f}", f"{r['accuracy']:.6f}"])
+        atomic_write_text(out / "weight_search.csv", buf.getvalue())
 
     classifier = np.log(np.clip(fuse(softmax(zs), w), 1e-30, None))
     for split in ("val", "test"):

@@ -9,19 +9,17 @@ here means what the same number means in the app.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from fer_models.calibration import classification_metrics, per_class_f1, softmax
-from fer_models.classes import check_same_classes, read_classes_json, read_json, write_json
+from fer_models.classes import check_same_classes, read_classes_json
 from fer_models.errors import ArtifactError
+from fer_models.files import write_json
 
 from training.artifacts import load_npz, save_npz
-
-log = logging.getLogger(__name__)
 
 EVAL_SPLITS = ("val", "test")
 
@@ -220,10 +218,3 @@ def _run_cli(args: Any) -> int:
     evaluate_checkpoint(args.run_dir, args.index, args.checkpoint, args.splits, args.batch_size, args.device,
                         args.data)
     return 0
-
-
-def read_metrics(run_dir: str | Path, split: str) -> dict[str, Any]:
-    data = read_json(Path(run_dir) / f"metrics_{split}.json")
-    if not isinstance(data, dict):
-        raise ArtifactError(Path(run_dir) / f"metrics_{split}.json", "expected a JSON object")
-    return data

@@ -21,6 +21,7 @@ from fer_models.calibration import Calibration, load_calibration, save_calibrati
 from fer_models.classes import write_classes_json
 from fer_models.errors import ArtifactError
 from fer_models.face_crop import CropSpec, prepare_face
+from fer_models.files import read_json_object
 from fer_models.model_card import ModelCard, save_model_card
 from fer_models.onnx_runtime import OnnxClassifier
 
@@ -113,7 +114,7 @@ def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: fl
     ckpt = find_checkpoint(run_dir)
     model, data = model_from_checkpoint(ckpt)
     classes = list(data["classes"])
-    args = _read_json_or_empty(run_dir / "args.json")
+    args = read_json_object(run_dir / "args.json", missing_ok=True)
     spec = checkpoint_crop_spec(data, ckpt)
     if crop_margin is not None:
         spec = dataclasses.replace(spec, crop_margin=float(crop_margin))
@@ -125,7 +126,7 @@ def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: fl
         calibration = Calibration(temperature=1.0, classes=classes, selection_rule="none (uncalibrated export)")
     metrics = {}
     for split in ("val", "test"):
-        m = _read_json_or_empty(run_dir / f"metrics_{split}.json")
+        m = read_json_object(run_dir / f"metrics_{split}.json", missing_ok=True)
         if m:
             metrics[split] = {k: m[k] for k in ("accuracy", "macro_f1") if k in m}
     if calibration.metrics_after:
@@ -178,13 +179,6 @@ def training_summary(args: dict[str, Any], ckpt: dict[str, Any]) -> dict[str, An
     return out
 
 
-def _read_json_or_empty(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
-
-
 def _index_fingerprint(args: dict[str, Any]) -> str:
     if not args.get("index"):
         return ""
@@ -220,7 +214,7 @@ def run_cli(args: Any) -> int:
     framing = None
     margin = args.crop_margin
     if margin is None:
-        run_args = _read_json_or_empty(run_dir / "args.json")
+        run_args = read_json_object(run_dir / "args.json", missing_ok=True)
         if run_args.get("index"):
             framing = measured_margin(run_args)
             margin = round(framing["margin_median"], 3)

@@ -23,7 +23,6 @@ Class folders are matched to the canonical FER7 names without regard to case.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import sys
 from dataclasses import dataclass, field
@@ -33,11 +32,10 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
-from fer_models.classes import FER7, canonical_class_name, check_same_classes, read_classes_json, read_json, \
-    write_classes_json, write_json
+from fer_models.classes import FER7, canonical_class_name, check_same_classes, read_classes_json, \
+    write_classes_json
 from fer_models.errors import ArtifactError
-
-from training.artifacts import atomic_write_bytes, sha256_bytes
+from fer_models.files import atomic_write_text, read_json, sha256_bytes, write_json
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 FORMATS: tuple[str, ...] = ("auto", "fer2013-folders", "fer2013-csv", "folders")
@@ -125,14 +123,14 @@ class CanonicalIndex:
 def compute_fingerprint(sample_ids: Sequence[str], labels: Sequence[int]) -> str:
     """SHA-256 of the ordered ``sample_id<TAB>label`` lines joined by newlines."""
     text = "\n".join(f"{sid}\t{int(lab)}" for sid, lab in zip(sample_ids, labels))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_bytes(text.encode("utf-8"))
 
 
 def compute_rows_sha256(sample_ids: Sequence[str], labels: Sequence[int], splits: Sequence[str],
                         hashes: Sequence[str]) -> str:
     """SHA-256 over every column, so an edited split or content hash is caught as well."""
     text = "\n".join(f"{a}\t{int(b)}\t{c}\t{d}" for a, b, c, d in zip(sample_ids, labels, splits, hashes))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_bytes(text.encode("utf-8"))
 
 
 def canonical_order(sample_ids: Sequence[str], splits: Sequence[str]) -> list[int]:
@@ -357,7 +355,7 @@ def write_index(index: CanonicalIndex, out_dir: str | Path) -> Path:
     writer.writerow(CSV_COLUMNS)
     for row in zip(index.sample_ids, index.labels.tolist(), index.splits.tolist(), index.sha256):
         writer.writerow(row)
-    atomic_write_bytes(out / "index.csv", buf.getvalue().encode("utf-8"))
+    atomic_write_text(out / "index.csv", buf.getvalue())
     write_json(out / "index.json", index.metadata())
     write_classes_json(out, index.classes, dataset=index.name)
     index.path = out

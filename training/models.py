@@ -16,8 +16,6 @@ recorded in the checkpoint and re-applied when the checkpoint is loaded.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,6 +25,7 @@ from torch import nn
 
 from fer_models.classes import check_same_classes
 from fer_models.errors import ArtifactError
+from fer_models.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -136,17 +135,9 @@ def checkpoint_payload(model: nn.Module, *, backbone: str, classes: Sequence[str
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """torch.save through a temporary file and a rename (a crash never leaves half a checkpoint)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

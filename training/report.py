@@ -1,4 +1,5 @@
-"""``fer-train report``: the results table of docs/results.md, read from run folders.
+"""``fer-train report``: the results table of docs/results.md, read from run folders (``--out DIR``: the
+full HTML + PDF report of training/report_doc.py).
 
 Figures in the docs are copied from the artifacts the runs wrote (args.json,
 summary.json, calibration.json, ensemble.json), never typed by hand, so a table
@@ -12,22 +13,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from fer_models.classes import read_json
 from fer_models.errors import ArtifactError
+from fer_models.files import atomic_write_text, read_json_object
 
 COLUMNS = ("run", "model", "input px", "epochs", "wall min", "val acc", "val macro-F1", "test acc",
            "test macro-F1", "T (val)", "test NLL before/after", "test ECE before/after", "test Brier before/after")
 
 
 def _read(path: Path, required: bool) -> dict[str, Any]:
-    if not path.is_file():
-        if required:
-            raise ArtifactError(path, "missing; run `fer-train calibrate` on this folder first")
-        return {}
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise ArtifactError(path, "expected a JSON object")
-    return data
+    if required and not path.is_file():
+        raise ArtifactError(path, "missing; run `fer-train calibrate` on this folder first")
+    return read_json_object(path, missing_ok=True)
 
 
 def _metric(cal: dict[str, Any], when: str, split: str, key: str, path: Path) -> float:
@@ -82,18 +78,42 @@ def markdown_table(run_dirs: Sequence[str | Path]) -> str:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("report", help="markdown results table from calibrated run / ensemble folders")
-    p.add_argument("run_dirs", type=Path, nargs="+", help="folders holding calibration.json")
-    p.add_argument("--out", type=Path, default=None, help="write the table here (default: print it)")
+    p = sub.add_parser("report", help="results table (markdown), or with --out DIR the full HTML + PDF report")
+    p.add_argument("run_dirs", type=Path, nargs="+",
+                   help="run / ensemble folders (holding calibration.json); with --out DIR also student runs, "
+                        "demo session folders and NL/NegL folders, sorted into stages by their files")
+    p.add_argument("--out", type=Path, default=None,
+                   help="a folder: write report.html, report.pdf and figures/ there; a path ending in .md: write "
+                        "the markdown table there (default: print the table)")
+    p.add_argument("--summary", type=Path, default=None,
+                   help="results_summary_students.csv (default: looked for next to the student runs)")
+    p.add_argument("--latency", type=Path, default=None, help="latency.csv (default: next to the runs)")
+    p.add_argument("--demo-summary", type=Path, default=None,
+                   help="demo_results_summary.csv (default: in or next to each session folder)")
+    p.add_argument("--export", type=Path, action="append", default=[], metavar="DIR",
+                   help="an export folder (fp32/, fp16/) besides RUN/export")
+    p.add_argument("--index", type=Path, default=None, help="index for the alignment checks (default: args.json's)")
+    p.add_argument("--notes", type=Path, default=None,
+                   help="optional notes file: '# Done', '# Next steps', '# Risks' headings with '- ' items")
+    p.add_argument("--title", default=None, help="report title")
     p.set_defaults(func=run_cli)
 
 
 def run_cli(args: Any) -> int:
+    out = args.out
+    if out is not None and out.suffix.lower() != ".md":
+        from training.report_doc import build_report
+
+        html_path, pdf_path = build_report(args.run_dirs, out, summary=args.summary, latency=args.latency,
+                                           demo_summary=args.demo_summary, exports=args.export, index=args.index,
+                                           notes=args.notes, title=args.title)
+        print(f"-> {html_path}\n-> {pdf_path}")
+        return 0
     table = markdown_table(args.run_dirs)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table, encoding="utf-8")
-        print(f"-> {args.out}")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, table)
+        print(f"-> {out}")
     else:
         print(table, end="")
     return 0

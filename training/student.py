@@ -1,7 +1,7 @@
 """Student distillation: a MobileNetV3-Large taught by a teacher, a fused ensemble or split ensemble members.
 
 ``fer-train student`` runs the same loop as ``fer-train teacher``
-(``training.teacher.run_training``: resumable, DDP-ready, evaluation and calibration at
+(``training.loop.run_training``: resumable, DDP-ready, evaluation and calibration at
 the end); only the objective differs, passed in as the loop's loss hook:
 
 - ``--distill kd``: (1 - alpha) CE + alpha T^2 KL(softmax(z_t/T) || softmax(z_s/T));
@@ -34,7 +34,7 @@ import numpy as np
 
 from fer_models.errors import FerError
 
-from training.teacher import RESUME_FIXED, add_train_arguments, run_training
+from training.loop import RESUME_FIXED, add_train_arguments, run_training
 
 STUDENT_BACKBONE = "mobilenetv3_large_100"
 METHODS = ("kd", "dkd", "none")
@@ -159,7 +159,7 @@ def dkd_warmup(progress: float, warmup_epochs: float) -> float:
 def make_student_loss(method: str, targets: TeacherTargets | None, alpha: float = 0.5, beta: float = 4.0,
                       temperature: float = 2.0, warmup_epochs: float = DEFAULT_DKD_WARMUP, ce_weight: float = 1.0,
                       label_smoothing: float = 0.0) -> Callable[[Any], Any]:
-    """``make(device)`` -> ``loss(logits, y, positions, progress)`` for ``training.teacher.run_training``."""
+    """``make(device)`` -> ``loss(logits, y, positions, progress)`` for ``training.loop.run_training``."""
     if method not in METHODS:
         raise StudentOptionError(f"--distill must be one of {METHODS}")
 

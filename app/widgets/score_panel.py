@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QWidget
 
+from fer_models.scoring import DEFAULT_SCORING
+
 ROWS = (
     ("accuracy", "Accuracy", lambda v: f"{v:.1%}"),
     ("macro_f1", "Macro-F1", lambda v: f"{v:.3f}"),
@@ -27,7 +29,8 @@ class ScorePanel(QGroupBox):
             lab.setObjectName(f"score_{key}")
             self.values[key] = lab
             form.addRow(title, lab)
-        self.note = QLabel("Hold a manual label (keys 1-7) for at least 0.6 s to score.")
+        self.note = QLabel(f"Hold a manual label (keys 1-7) for at least {DEFAULT_SCORING.min_hold_ms / 1000:g} s "
+                           "to score.")
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #9aa0a6")
         form.addRow(self.note)

@@ -2,12 +2,11 @@
 
 The panel never touches the pipeline: it emits the changed values as a dict
 (``changed``) and is told the accepted settings back (``set_settings``), so
-hotkeys, sliders and saved settings all go through one path in the window.
+hotkeys, sliders and saved settings all go through one path, the controller's
+``apply_settings`` (app/controller.py).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -129,8 +128,10 @@ class TuningPanel(QWidget):
 
         self.alpha.value_changed.connect(lambda v: self.changed.emit({"alpha": v}))
         self.delta.value_changed.connect(lambda v: self.changed.emit({"delta": v}))
-        self.window.value_changed.connect(self._window_moved)
-        self.min_count.value_changed.connect(self._min_count_moved)
+        # min count above the window: the controller clamps it (PipelineSettings.clamped) and set_settings
+        # moves the other slider
+        self.window.value_changed.connect(lambda v: self.changed.emit({"window": int(v)}))
+        self.min_count.value_changed.connect(lambda v: self.changed.emit({"min_count": int(v)}))
         self.window_ms.valueChanged.connect(lambda v: self.changed.emit({"window_ms": float(v) if v else None}))
         self.min_face.valueChanged.connect(lambda v: self.changed.emit({"min_face": int(v)}))
         self.score_threshold.valueChanged.connect(lambda v: self.changed.emit({"score_threshold": round(v, 2)}))
@@ -139,22 +140,7 @@ class TuningPanel(QWidget):
         self.clahe.currentIndexChanged.connect(lambda _: self.changed.emit({"clahe": _TRI[self.clahe.currentText()]}))
         self.crop_margin.valueChanged.connect(self._margin_changed)
         self.margin_override.toggled.connect(self._margin_changed)
-        self._settings = PipelineSettings()
         self._card_margin = 0.3
-
-    # min count never exceeds the window: each slider pulls the other along
-    def _window_moved(self, v: float) -> None:
-        change: dict[str, Any] = {"window": int(v)}
-        if self._settings.window_ms is None and self._settings.min_count > int(v):
-            change["min_count"] = int(v)
-        self.changed.emit(change)
-
-    def _min_count_moved(self, v: float) -> None:
-        mc = int(v)
-        if self._settings.window_ms is None and mc > self._settings.window:
-            mc = self._settings.window
-            self.min_count.set_value(mc)
-        self.changed.emit({"min_count": mc})
 
     def _margin_changed(self, *_: object) -> None:
         self.crop_margin.setEnabled(self.margin_override.isChecked())
@@ -171,7 +157,6 @@ class TuningPanel(QWidget):
 
     def set_settings(self, s: PipelineSettings) -> None:
         """Show accepted settings without emitting ``changed``."""
-        self._settings = s
         self.alpha.set_value(s.alpha)
         self.delta.set_value(s.delta)
         self.window.set_value(s.window)

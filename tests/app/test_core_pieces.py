@@ -157,3 +157,15 @@ def test_live_score_equals_the_file_score_even_where_the_log_rounds_time(tmp_pat
     assert live == rec.score() == score_file(tmp_path / "s" / "per_frame.csv")
     assert live["n_segments"] >= 4 and live["lock_rate"] == 1.0
     assert live["time_to_lock_ms_median"] == pytest.approx(10 / 29.97 * 1000, abs=0.01)  # 10 frames, exactly
+
+
+def test_one_app_name_names_every_user_folder():
+    import app.app_config as app_config
+    import app.session as session
+    import fer_models.detector as detector
+
+    assert session.APP_NAME is app_config.APP_NAME  # imported, not defined again
+    assert app_config.default_config_path().parent.name == app_config.APP_NAME
+    assert session.user_data_dir().name == app_config.APP_NAME
+    # fer_models cannot import app (it is the lower layer): its detector cache keeps the same name
+    assert detector.APP_NAME == app_config.APP_NAME

@@ -1,4 +1,4 @@
-"""``fer-demo --replay`` on bad input (issue 12): every fault ends with a message naming the path, or a warning
+"""``fer-demo --replay`` on bad input: every fault ends with a message naming the path, or a warning
 where the run can go on, and nothing already on disk is lost or overwritten."""
 
 from __future__ import annotations

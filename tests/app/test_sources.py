@@ -31,7 +31,8 @@ def test_a_video_without_frames_is_refused_when_opened(tmp_path):
 
 def test_the_window_says_so_for_a_video_without_frames(qtbot, make_window, tmp_path):
     win = make_window()
-    win.start_video(write_frames_video(tmp_path / "empty.avi", 0))
+    win.controller.start_video(write_frames_video(tmp_path / "empty.avi", 0))
     qtbot.waitUntil(lambda: win.banner.level == "error", timeout=10000)
-    assert "no frame" in win.banner.text() and win.session is None and win.runner is None
-    assert not (win.sessions_root.exists() and any(win.sessions_root.iterdir()))  # no empty session folder
+    c = win.controller
+    assert "no frame" in win.banner.text() and c.session is None and c.runner is None
+    assert not (c.sessions_root.exists() and any(c.sessions_root.iterdir()))  # no empty session folder

@@ -28,16 +28,16 @@ def _files_with_pixels(folder: Path) -> list[Path]:
 
 def test_labelled_video_session_logs_and_scores_like_fer_score(qtbot, make_window, slideshow):
     win = make_window()
-    win.set_speed(2.0)
-    win.start_video(slideshow["video"], labels=slideshow["labels"])
+    win.controller.set_speed(2.0)
+    win.controller.start_video(slideshow["video"], labels=slideshow["labels"])
     ended = []
-    win.runner.ended.connect(lambda: ended.append(True))
+    win.controller.runner.ended.connect(lambda: ended.append(True))
     # the live panel scores while the video plays (throttled to about once a second)
     qtbot.waitUntil(lambda: (win.score_panel.last or {}).get("n_segments", 0) >= 1, timeout=20000)
     assert win.score_panel.title().startswith("Score (live")
     qtbot.waitUntil(lambda: bool(ended), timeout=20000)
-    final = win.stop_source()
-    session = win.last_session
+    final = win.controller.stop()
+    session = win.controller.last_session
     folder = session.folder
     per_frame = folder / "per_frame.csv"
 
@@ -74,9 +74,9 @@ def test_labelled_video_session_logs_and_scores_like_fer_score(qtbot, make_windo
 def test_hotkeys_and_label_bar_write_rows_events_and_actions(qtbot, make_window, slideshow):
     win = make_window()
     win.playback.label_mode.setChecked(False)  # treat the file like a live camera: held labels
-    win.start_video(slideshow["video"])
-    qtbot.waitUntil(lambda: win.session is not None and win.session.recorder.n_frames >= 3, timeout=10000)
-    rec = win.session.recorder
+    win.controller.start_video(slideshow["video"])
+    qtbot.waitUntil(lambda: win.controller.session is not None and win.controller.session.recorder.n_frames >= 3, timeout=10000)
+    rec = win.controller.session.recorder
 
     def press_and_wait(key=None, click=None):
         n = rec.n_frames
@@ -91,8 +91,8 @@ def test_hotkeys_and_label_bar_write_rows_events_and_actions(qtbot, make_window,
     press_and_wait("5")
     press_and_wait(click="Neutral")
     press_and_wait("c")
-    folder = win.session.folder
-    win.stop_source()
+    folder = win.controller.session.folder
+    win.controller.stop()
     manual = read_per_frame(folder / "per_frame.csv")["manual_label"]
     runs = [m for i, m in enumerate(manual) if i == 0 or manual[i - 1] != m]
     assert runs == ["", "Happy", "Sad", "Neutral", ""]
@@ -106,16 +106,16 @@ def test_hotkeys_and_label_bar_write_rows_events_and_actions(qtbot, make_window,
 
 def test_video_label_mode_is_frame_accurate_with_steps(qtbot, make_window, slideshow, tmp_path):
     win = make_window()
-    win.start_video(slideshow["video"], play=False)
-    qtbot.waitUntil(lambda: win.session is not None and win.session.recorder.n_frames == 1, timeout=10000)
-    assert win.session.label_mode == "video" and win.video_frame == 0
+    win.controller.start_video(slideshow["video"], play=False)
+    qtbot.waitUntil(lambda: win.controller.session is not None and win.controller.session.recorder.n_frames == 1, timeout=10000)
+    assert win.controller.session.label_mode == "video" and win.controller.video_frame == 0
 
     def shown(frame):  # the frame was captured, processed and logged (as a user stepping sees each frame)
-        last = win.session.last_item
-        return win.video_frame == frame and last is not None and last.captured.video_frame == frame
+        last = win.controller.session.last_item
+        return win.controller.video_frame == frame and last is not None and last.captured.video_frame == frame
 
     def step(n=1):
-        target = win.video_frame + n
+        target = win.controller.video_frame + n
         qtbot.keyClick(win, "." if n > 0 else ",")
         qtbot.waitUntil(lambda: shown(target), timeout=5000)
 
@@ -129,22 +129,22 @@ def test_video_label_mode_is_frame_accurate_with_steps(qtbot, make_window, slide
     step()
     step()  # ... through frame 9
     step(-1)  # a step back ends the painting
-    win.seek(20)
+    win.controller.seek(20)
     qtbot.waitUntil(lambda: shown(20), timeout=5000)
-    assert win.session.recorder.n_frames == 12
+    assert win.controller.session.recorder.n_frames == 12
     out = tmp_path / "my_labels.csv"
-    assert win.save_labels_to(out)
+    assert win.controller.save_labels(out)
     fps = slideshow["fps"]
     t = lambda f: f * 1000.0 / fps  # noqa: E731
     expected = ["Happy"] * 5 + [""] * 2 + ["Sad"] * 3 + [""] * 10
-    assert [win.track.label_at(t(f)) for f in range(20)] == expected
+    assert [win.controller.track.label_at(t(f)) for f in range(20)] == expected
     from fer_models.session_log import read_label_intervals
 
     saved = read_label_intervals(out)
     assert [label_at(saved, t(f)) for f in range(20)] == expected
     # the frames logged after each press carry the label of their own video time
-    folder = win.session.folder
-    win.stop_source()
+    folder = win.controller.session.folder
+    win.controller.stop()
     rows = read_per_frame(folder / "per_frame.csv")
     assert rows["manual_label"][1:5] == ["Happy"] * 4
     assert (folder / "video_labels.csv").read_text() == out.read_text()
@@ -154,11 +154,11 @@ def test_video_label_mode_is_frame_accurate_with_steps(qtbot, make_window, slide
 
 def test_missing_camera_gives_a_message_not_a_crash(qtbot, make_window):
     win = make_window()
-    win.start_camera(99)
+    win.controller.start_camera(99)
     qtbot.waitUntil(lambda: "No camera at index 99" in win.banner.text(), timeout=10000)
     assert win.banner.level == "error"
-    assert win.runner is None and win.session is None
-    assert not (win.sessions_root.exists() and any(win.sessions_root.iterdir()))  # no empty session folder
+    assert win.controller.runner is None and win.controller.session is None
+    assert not (win.controller.sessions_root.exists() and any(win.controller.sessions_root.iterdir()))  # no empty session folder
     assert win.start_camera_btn.isEnabled()
 
 
@@ -166,9 +166,9 @@ def test_unreadable_video_gives_a_message(qtbot, make_window, tmp_path):
     win = make_window()
     bad = tmp_path / "not_a_video.avi"
     bad.write_bytes(b"this is not a video")
-    win.start_video(bad)
+    win.controller.start_video(bad)
     qtbot.waitUntil(lambda: win.banner.level == "error", timeout=10000)
-    assert "cannot open this video" in win.banner.text() and win.session is None and win.runner is None
+    assert "cannot open this video" in win.banner.text() and win.controller.session is None and win.controller.runner is None
 
 
 def test_camera_lost_mid_session_keeps_the_logs(qtbot, make_window, monkeypatch):
@@ -184,12 +184,12 @@ def test_camera_lost_mid_session_keeps_the_logs(qtbot, make_window, monkeypatch)
         return open_source(spec)
 
     win = make_window(source_opener=opener)
-    win.start_camera(0)
-    qtbot.waitUntil(lambda: win.session is not None and win.session.recorder.n_frames >= 3, timeout=10000)
-    win.set_label("Fear")
-    folder = win.session.folder
+    win.controller.start_camera(0)
+    qtbot.waitUntil(lambda: win.controller.session is not None and win.controller.session.recorder.n_frames >= 3, timeout=10000)
+    win.controller.set_label("Fear")
+    folder = win.controller.session.folder
     qtbot.waitUntil(lambda: "stopped delivering frames" in win.banner.text(), timeout=10000)
-    assert win.session is None and win.runner is None and cams[0].released
+    assert win.controller.session is None and win.controller.runner is None and cams[0].released
     assert str(folder) in win.banner.text()
     rows = read_per_frame(folder / "per_frame.csv")
     assert 3 <= len(rows["frame_index"]) <= 25
@@ -208,27 +208,27 @@ def test_clip_saving_needs_consent_every_session(qtbot, make_window, slideshow):
         return len(answers) >= 2  # decline the first time, accept the second
 
     win = make_window(ask_consent=consent)
-    win.start_video(slideshow["video"])
-    qtbot.waitUntil(lambda: win.session is not None and win.session.recorder.n_frames >= 2, timeout=10000)
-    first = win.session.folder
+    win.controller.start_video(slideshow["video"])
+    qtbot.waitUntil(lambda: win.controller.session is not None and win.controller.session.recorder.n_frames >= 2, timeout=10000)
+    first = win.controller.session.folder
     win.clips_box.setChecked(True)
-    assert not win.clips_box.isChecked() and win.session.clips is None
+    assert not win.clips_box.isChecked() and win.controller.session.clips is None
     win.clips_box.setChecked(True)
-    assert win.clips_box.isChecked() and win.session.clips is not None
-    n = win.session.recorder.n_frames
-    qtbot.waitUntil(lambda: win.session.recorder.n_frames >= n + 5, timeout=10000)
-    win.stop_source()
+    assert win.clips_box.isChecked() and win.controller.session.clips is not None
+    n = win.controller.session.recorder.n_frames
+    qtbot.waitUntil(lambda: win.controller.session.recorder.n_frames >= n + 5, timeout=10000)
+    win.controller.stop()
     assert not win.clips_box.isChecked()
     consent_rows = [v for _, k, v in read_actions(first / "actions.csv") if k == "clip_consent"]
     assert consent_rows == ["declined", "granted"]
     clips = list((first / "clips").glob("clip_*.avi"))
     assert len(clips) == 1 and clips[0].stat().st_size > 0
     # a new session asks again
-    win.start_video(slideshow["video"], play=False)
-    qtbot.waitUntil(lambda: win.session is not None and win.session.recorder.n_frames >= 1, timeout=10000)
+    win.controller.start_video(slideshow["video"], play=False)
+    qtbot.waitUntil(lambda: win.controller.session is not None and win.controller.session.recorder.n_frames >= 1, timeout=10000)
     win.clips_box.setChecked(True)
     assert len(answers) == 3
     win.clips_box.setChecked(False)
-    second = win.session.folder
-    win.stop_source()
+    second = win.controller.session.folder
+    win.controller.stop()
     assert not (second / "clips").exists()  # paused: clip saving was on but no frame came, so no file

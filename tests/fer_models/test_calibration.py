@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from fer_models.calibration import (
-    DEFAULT_GRID, Calibration, apply_calibration, brier_score, classification_metrics, decide,
+    DEFAULT_GRID, Calibration, apply_calibration, brier_score, classification_metrics,
     expected_calibration_error, fit_per_class_temperature, load_calibration, macro_f1, negative_log_likelihood,
     on_grid_edge, reliability_report, save_calibration, save_reliability_metrics, load_reliability_metrics,
     select_from_sweep, select_temperature, softmax,
@@ -46,13 +46,6 @@ def test_apply_calibration_bias_and_temperatures():
     per = Calibration(temperature=1.0, per_class_temperature=[1.0, 2.0, 4.0])
     assert apply_calibration(z[0], per) == pytest.approx(softmax(z[0] / np.array([1.0, 2.0, 4.0])))
     assert apply_calibration(z, None) == pytest.approx(softmax(z))
-
-
-def test_decide_with_thresholds():
-    p = np.array([[0.5, 0.3, 0.2], [0.4, 0.35, 0.25]])
-    assert list(decide(p)) == [0, 0]
-    assert list(decide(p, [0.45, 0.3, 0.1])) == [0, 1]  # row 2: class 0 misses 0.45, class 1 reaches 0.3
-    assert decide(p[1], [0.9, 0.9, 0.9]) is None
 
 
 def test_select_temperature_recovers_the_generating_temperature():

@@ -32,23 +32,39 @@ def test_resolution_order(monkeypatch, tmp_path, shared_dir):
     cache.mkdir(parents=True, exist_ok=True)
     (cache / spec.file).write_bytes(shared_file.read_bytes())
     assert resolve_yunet_model() == cache / spec.file
-    # a corrupted cached copy is refused, not used
+    # a corrupted cached copy is passed over for the bundled one, not used
     (cache / spec.file).write_bytes(b"not a model")
-    with pytest.raises(DetectorUnavailable, match="does not match the pinned"):
-        resolve_yunet_model()
+    assert resolve_yunet_model() == det_mod.bundled_model_path(spec.file)
     (cache / spec.file).unlink()
 
 
-def test_offline_without_model_says_where_to_put_it(monkeypatch, tmp_path):
+def test_bundled_detector_works_offline_out_of_the_box(monkeypatch):
+    """The README's first command on a machine without network: no env var, no cache, downloads off."""
     monkeypatch.delenv("FER_YUNET_DIR")
     monkeypatch.setenv("FER_OFFLINE", "1")
     spec = detector_spec()
-    if det_mod.bundled_model_path(spec.file).exists():  # pragma: no cover - only with a bundled copy
-        pytest.skip("a bundled detector is present")
+    path = resolve_yunet_model()
+    assert path == det_mod.bundled_model_path(spec.file) and sha256_of(path) == spec.sha256
+    for major in (4, 5):  # both OpenCV generations' files ship, with their licence
+        assert sha256_of(det_mod.bundled_model_path(detector_spec(major).file)) == detector_spec(major).sha256
+    assert "MIT License" in (path.parent / "LICENSE-YuNet.txt").read_text()
+    assert FaceDetector().detect_largest(np.zeros((240, 320, 3), np.uint8)) is None
+
+
+def test_offline_without_any_good_copy_names_every_place_searched(monkeypatch, tmp_path):
+    spec = detector_spec()
+    bad_dir = tmp_path / "env"
+    bad_dir.mkdir()
+    (bad_dir / spec.file).write_bytes(b"corrupt")
+    monkeypatch.setenv("FER_YUNET_DIR", str(bad_dir))
+    monkeypatch.setenv("FER_OFFLINE", "1")
+    monkeypatch.setattr(det_mod, "bundled_model_path", lambda f: tmp_path / "no_bundle" / f)
     with pytest.raises(DetectorUnavailable) as info:
         resolve_yunet_model()
     msg = str(info.value)
-    assert spec.url in msg and str(det_mod.user_cache_dir() / spec.file) in msg and "FER_YUNET_MODEL" in msg
+    assert f"FER_YUNET_DIR folder {bad_dir / spec.file} (SHA-256" in msg and "does not match" in msg
+    assert str(det_mod.user_cache_dir() / spec.file) in msg and str(tmp_path / "no_bundle" / spec.file) in msg
+    assert spec.url in msg and "FER_YUNET_MODEL" in msg and "FER_OFFLINE=1" in msg
 
 
 def test_download_is_verified(monkeypatch, tmp_path, shared_dir):

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -83,7 +82,7 @@ def test_missing_folder(tmp_path):
         load_model_folder(tmp_path / "nope")
 
 
-# ----------------------------------------------------------------------------- issue 12: the load-time test run
+# ----------------------------------------------------------------------------- the load-time test run
 
 @pytest.mark.parametrize("breakage, culprit, message", [
     ("nan_bias", "model.onnx", "not finite"),  # NaN for every input

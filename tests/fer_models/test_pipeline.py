@@ -78,3 +78,37 @@ def test_tracking_between_full_detections_is_stable(tmp_path, frame):
     assert _iou(boxes[0], boxes[1]) > 0.8
     blank = np.zeros_like(frame)
     assert p.process(blank, 0.5).face is None  # a lost face falls back to full detection, which finds none
+
+
+def test_user_changes_clamp_min_count_to_the_window_in_one_place():
+    s = PipelineSettings()  # window 15, min count 8
+    assert s.with_changes(window=5) == PipelineSettings(window=5, min_count=5)
+    assert s.with_changes(min_count=40).min_count == 15
+    assert s.with_changes(window_ms=600.0, min_count=40).min_count == 40  # a window in ms does not bound it
+    assert PipelineSettings(window_ms=600.0, min_count=40).with_changes(window_ms=None).min_count == 15
+    assert s.with_changes(window=5).changes_from(s) == {"window": 5, "min_count": 5}
+    with pytest.raises(ValueError):
+        s.with_changes(alpha=1.0)  # what a clamp cannot fix is still refused
+
+
+def test_the_crop_spec_is_built_per_settings_or_model_change_not_per_frame(pipeline, frame, monkeypatch, tmp_path):
+    from fer_models.model_folder import FerModel
+
+    calls = []
+    original = FerModel.crop_spec
+
+    def counting(self, **overrides):
+        calls.append(overrides)
+        return original(self, **overrides)
+
+    monkeypatch.setattr(FerModel, "crop_spec", counting)
+    for i in range(3):
+        pipeline.process(frame, i / 10)
+    assert calls == []
+    pipeline.update_settings(clahe=False, crop_margin=0.5)
+    assert calls == [{"align_eyes": None, "clahe": False, "crop_margin": 0.5}]
+    r = pipeline.process(frame, 0.3)
+    assert r.face is not None and len(calls) == 1
+    pipeline.set_model(load_model_folder(make_model_folder(tmp_path / "other", seed=3)))
+    pipeline.process(frame, 0.4)
+    assert len(calls) == 2

@@ -142,3 +142,17 @@ def test_fer_score_cli_refuses_bad_files(tmp_path, capsys, body, message):
     assert fer_score([str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and message in err
+
+
+def test_one_set_of_scoring_thresholds_is_the_default_everywhere():
+    import inspect
+
+    from fer_models.scoring import DEFAULT_SCORING, ScoreAccumulator, ScoringParams
+    from fer_models.scoring_cli import build_parser, score_file
+
+    assert DEFAULT_SCORING == ScoringParams(min_hold_ms=600, exclusion_ms=250, lock_ms=500)  # DESIGN.md §5
+    for fn in (score_session, ScoreAccumulator.__init__, score_file):
+        params = inspect.signature(fn).parameters
+        assert {k: params[k].default for k in ("min_hold_ms", "exclusion_ms", "lock_ms")} == DEFAULT_SCORING.to_dict()
+    args = build_parser().parse_args(["x.csv"])
+    assert (args.min_hold_ms, args.exclusion_ms, args.lock_ms) == tuple(DEFAULT_SCORING.to_dict().values())

@@ -98,7 +98,7 @@ def test_label_intervals_roundtrip_and_lookup(tmp_path):
         read_label_intervals(path)
 
 
-# ----------------------------------------------------------------------------- issue 12: bad input
+# ----------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("line, problem", [
     ("0,nan,Happy", "must be finite numbers"),

@@ -14,7 +14,7 @@ from training.alignment import check_alignment, require_aligned
 from training.artifacts import arrays_sha256, load_npz, save_npz
 from training.cli import main
 from training.index import build_index
-from training.softlabels import write_softlabels
+from training.softlabel_files import write_softlabels
 
 from .conftest import good_logits, mark_diagnosed
 
@@ -152,7 +152,7 @@ def test_diagnostic_recomputes_rows_from_checkpoint(mini_index, tmp_path):
         model, backbone="resnet18", classes=mini_index.classes, input_size=32, in_chans=1, stem_stride=4,
         crop_spec=crop_spec_to_dict(spec)))
     z, _ = predict_logits(model, FERDataset(mini_index, spec))
-    from training.artifacts import sha256_file
+    from fer_models.files import sha256_file
 
     folder = write_softlabels(tmp_path / "sl", mini_index, z, 2.0, "teacher",
                               {"producer": {"checkpoint": str(ckpt), "checkpoint_sha256": sha256_file(ckpt)}})
@@ -200,7 +200,7 @@ def test_softlabels_refuse_a_checkpoint_trained_on_the_blurred_copy(mini_index, 
 
 def test_gate_runs_a_missing_diagnostic_before_anything_uses_the_folder(mini_index, tmp_path, capsys):
     """Never-checked soft labels are recomputed from their producer first; no producer, no training."""
-    from training.artifacts import sha256_file
+    from fer_models.files import sha256_file
     from training.data import FERDataset, crop_spec_to_dict, make_crop_spec
     from training.evaluate import predict_logits
     from training.models import checkpoint_payload, create_model, save_checkpoint

@@ -12,7 +12,7 @@ from fer_models.errors import ArtifactError
 from training.alignment import check_alignment, require_aligned
 from training.cli import main
 from training.ensemble import search_weights, simplex_grid
-from training.softlabels import write_softlabels
+from training.softlabel_files import write_softlabels
 
 from .conftest import good_logits, mark_diagnosed
 

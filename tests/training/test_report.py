@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,8 @@ import pytest
 from fer_models.errors import ArtifactError
 from training.cli import main
 from training.report import markdown_table, run_row
+
+from .fake_artifacts import build_tree, make_nl
 
 
 def _metrics(acc: float, f1: float, nll: float, ece: float, brier: float) -> dict:
@@ -73,3 +78,109 @@ def test_cli_writes_the_table(tmp_path: Path) -> None:
     lines = out.read_text().splitlines()
     assert len(lines) == 4 and lines[2].startswith("| a | resnet18 |") and lines[3].startswith("| b | ensemble")
     assert out.read_text() == markdown_table([a, b])
+
+
+# ----------------------------------------------------------------------------- the full report (--out DIR)
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> dict:
+    return build_tree(tmp_path_factory.mktemp("report") / "project")
+
+
+def _config_row(summary: Path, config: str) -> dict:
+    return next(r for r in csv.DictReader(summary.open()) if r["row_type"] == "config" and r["config"] == config)
+
+
+def _report(tree: dict, out: Path, *extra: str, runs: list | None = None) -> tuple[str, Path]:
+    folders = runs if runs is not None else [*tree["teachers"], tree["ensemble"], *tree["students"], tree["session"]]
+    assert main(["report", *map(str, folders), "--out", str(out), *extra]) == 0
+    return (out / "report.html").read_text(encoding="utf-8"), out / "report.pdf"
+
+
+def test_full_report_reads_every_number_from_the_artifacts(tree, tmp_path):
+    html, pdf = _report(tree, tmp_path / "report")
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert pdf.stat().st_size > 10_000
+    # headline numbers: the aggregate's mean, std and CI of the best student configuration
+    row = _config_row(tree["summary"], "dkd-ens")
+    headline = (f"test acc {float(row['test_accuracy']):.3f} ± {float(row['test_accuracy_std']):.3f} "
+                f"(95% CI {float(row['test_accuracy_ci_low']):.3f}–{float(row['test_accuracy_ci_high']):.3f})")
+    assert headline in html
+    # the teacher's calibrated figures (calibration.json) and the session's score (score.json)
+    cal = json.loads((tree["teachers"][0] / "calibration.json").read_text())
+    assert f"test acc {cal['metrics_before']['test']['accuracy']:.3f}" in html
+    assert f"T={cal['temperature']:.2f}" in html
+    score = json.loads((tree["session"] / "score.json").read_text())
+    assert f"accuracy {score['accuracy']:.3f}" in html
+    # results tables from run_row, gate results per stage, NL not run, manifest
+    assert run_row(tree["teachers"][0])["test NLL before/after"] in html
+    assert "Teachers" in html and "Live demo" in html
+    assert "<td class=go>GO</td>" in html and "<td class=nogo>NO-GO</td>" in html
+    assert "not run: no nl_testbed.json" in html and "NL and NegL are not run yet" in html
+    fp = json.loads((tree["teachers"][0] / "args.json").read_text())["index_fingerprint"]
+    assert fp[:16] in html and "fer-train teacher --index" in html
+    assert "Reproducibility manifest" in html and "Risk log" in html and "Live demo protocol" in html
+    # figures are PNGs next to the page, referenced by it
+    figures = sorted((tmp_path / "report" / "figures").glob("*.png"))
+    assert any(f.name.startswith("reliability_") for f in figures) and any(f.name.startswith("confusion_")
+                                                                          for f in figures)
+    assert all(f.read_bytes().startswith(b"\x89PNG") for f in figures)
+    assert 'src="figures/reliability_teacher_resnet18.png"' in html
+    if shutil.which("pdftotext"):  # the PDF reads as the same document (poppler-utils, where installed)
+        text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                              check=True).stdout
+        for needle in ("Executive summary", "Alignment checks", "Appendix A: gate checklists",
+                       f"{float(row['test_accuracy']):.3f} ± {float(row['test_accuracy_std']):.3f}",
+                       "not run: no nl_testbed.json"):
+            assert needle in text
+
+
+def test_report_changes_when_an_artifact_changes(tree, tmp_path):
+    runs = [tree["teachers"][0], tree["students"][0]]
+    before, _ = _report(tree, tmp_path / "a", "--summary", str(tree["summary"]), runs=runs)
+    row = _config_row(tree["summary"], "dkd-ens")
+    old = f"test acc {float(row['test_accuracy']):.3f} ± {float(row['test_accuracy_std']):.3f}"
+    assert old in before
+    rows = list(csv.DictReader(tree["summary"].open()))
+    for r in rows:
+        if r["row_type"] == "config" and r["config"] == "dkd-ens":
+            r.update(test_accuracy="0.6123", test_accuracy_std="0.0456", test_accuracy_ci_low="0.5811",
+                     test_accuracy_ci_high="0.6402")
+    edited = tmp_path / "edited_summary.csv"
+    with edited.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    teacher = tmp_path / "teacher_resnet18"
+    shutil.copytree(tree["teachers"][0], teacher)
+    cal = json.loads((teacher / "calibration.json").read_text())
+    cal["metrics_before"]["test"]["accuracy"] = 0.4321
+    (teacher / "calibration.json").write_text(json.dumps(cal))
+    after, _ = _report(tree, tmp_path / "b", "--summary", str(edited), runs=[teacher, tree["students"][0]])
+    assert "test acc 0.612 ± 0.046 (95% CI 0.581–0.640)" in after and old not in after
+    assert "test acc 0.432" in after
+
+
+def test_notes_and_nl_folders(tree, tmp_path):
+    nl = make_nl(tmp_path / "nl", growth_mb=300.0)
+    notes = tmp_path / "notes.md"
+    notes.write_text("Round 2 of the sharp-data runs.\n\n# Done\n- teachers retrained on the sharp copy\n"
+                     "# Next steps\n- run the NegL testbed on the DKD student\n# Risks\n- CPU time for 3 seeds\n")
+    html, _ = _report(tree, tmp_path / "r", "--notes", str(notes), runs=[tree["teachers"][0], nl])
+    assert "Round 2 of the sharp-data runs." in html
+    assert "teachers retrained on the sharp copy" in html and "run the NegL testbed on the DKD student" in html
+    assert "CPU time for 3 seeds" in html
+    assert "&gt; bound 64 MB" in html  # the NL gate's memory item, read from memory_trace.csv
+    from training.report_doc import build_report
+
+    with pytest.raises(ArtifactError, match="notes file not found"):
+        build_report([tree["teachers"][0]], tmp_path / "x", notes=tmp_path / "missing.md")
+
+
+def test_next_steps_come_from_the_gates_without_notes(tree, tmp_path):
+    run = tmp_path / "teacher_resnet18"
+    shutil.copytree(tree["teachers"][0], run)
+    (run / "reliability_metrics.json").unlink()
+    html, _ = _report(tree, tmp_path / "r", runs=[run])
+    next_steps = html.split("Next steps", 1)[1]
+    assert "reliability_metrics.json missing" in next_steps

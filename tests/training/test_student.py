@@ -17,7 +17,7 @@ from training.aggregate import run_config_name
 from training.cli import main
 from training.losses import dkd_loss, kd_loss
 from training.models import checkpoint_payload, create_model, model_from_checkpoint, save_checkpoint
-from training.softlabels import write_softlabels, write_split_softlabels
+from training.softlabel_files import write_softlabels, write_split_softlabels
 from training.student import (STUDENT_BACKBONE, StudentOptionError, dkd_warmup, load_teacher_targets,
                               make_student_loss)
 
@@ -125,8 +125,8 @@ def test_split_targets_from_two_folders(mini_index, teachers, tmp_path):
 def test_targets_split_folder_fused_folder_and_loss_lookup(mini_index, teachers, tmp_path):
     z1 = load_teacher_targets([teachers["rn18"]], mini_index).logits[0]
     z2 = load_teacher_targets([teachers["b3"]], mini_index).logits[0]
-    split = write_split_softlabels(tmp_path / "ens" / "softlabels_split" / mini_index.short_name, mini_index,
-                                   np.stack([z1, z2]), [0.25, 0.75], ["rn18", "b3"], 2.0)
+    split = mark_diagnosed(write_split_softlabels(tmp_path / "ens" / "softlabels_split" / mini_index.short_name,
+                                                  mini_index, np.stack([z1, z2]), [0.25, 0.75], ["rn18", "b3"], 2.0))
     t = load_teacher_targets([split], mini_index)
     assert t.split and t.weights == pytest.approx([0.25, 0.75]) and t.name == "ens-split"
     assert [m["name"] for m in t.members] == ["rn18", "b3"]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE      (index | round1 | status)
+# Usage: training/recipes/sharp_cpu.sh STAGE      (index | round1 | status | interim RUN NAME | install FOLDER)
 # Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
 # stage continues where the last working period stopped (and starts a missing run from scratch).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
@@ -32,6 +32,22 @@ round1)  # started 2026-12-01: the required ResNet18 teacher and the first no-di
       --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}" \
       >> $R/students/s1-48-none_s1337.log 2>&1 &
   wait
+  ;;
+interim)  # ship the best checkpoint so far of a run that is still training (its best.pt, chosen on val)
+  src=${2:?run folder}; name=${3:?model name}
+  d=$R/interim/$name
+  mkdir -p "$d"
+  cp "$src/best.pt" "$src/args.json" "$src/classes.json" "$d/"
+  $FT evaluate "$d" --index $IDX                       # metrics_val/test.json, logits, confusion matrices
+  $FT calibrate "$d"                                   # T fitted on val only
+  $FT export "$d" --fp16 --model-id "$name"            # fp32 + fp16 folders, parity checks, measured crop margin
+  $FT check-model "$d/export/fp16" --index $IDX --split test --threads 1 | tee "$d/check_model_test.txt"
+  $FT bench "$d/export/fp32" "$d/export/fp16" --batch 1 32 --providers cpu --csv "$d/latency.csv"
+  ;;
+install)  # the app's default model: a model folder (fp16) written by export
+  src=${2:?model folder}
+  rm -rf resources/models/default && mkdir -p resources/models/default
+  cp "$src"/model.onnx "$src"/model_card.json "$src"/calibration.json "$src"/classes.json resources/models/default/
   ;;
 status)  # last epoch line of every run
   for f in $R/*.log $R/students/*.log; do [ -f "$f" ] && echo "$f: $(grep '^epoch' "$f" | tail -1)"; done
