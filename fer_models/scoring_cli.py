@@ -12,7 +12,7 @@ from pathlib import Path
 from fer_models.files import read_json
 from fer_models.errors import ArtifactError
 from fer_models.scoring import DEFAULT_SCORING, ScoreAccumulator, ScoringInputError, append_demo_summary
-from fer_models.session_log import SCORE_COLUMNS
+from fer_models.session_log import SCORE_COLUMNS, checked_header
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,13 +46,7 @@ def score_file(path: Path, min_hold_ms: float = DEFAULT_SCORING.min_hold_ms,
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
-            header = next(reader, None)
-            if not header:
-                raise ArtifactError(path, "empty file (no header row)")
-            header = [h.strip() for h in header]
-            missing = [c for c in SCORE_COLUMNS if c not in header]
-            if missing:
-                raise ArtifactError(path, f"missing required columns {missing}; found {header}")
+            header = checked_header(reader, path, SCORE_COLUMNS)
             width = len(header)
             it, ip, im = (header.index(c) for c in SCORE_COLUMNS)
             for lineno, values in enumerate(reader, start=2):

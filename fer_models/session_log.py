@@ -68,6 +68,19 @@ def read_csv_header(path: str | Path) -> list[str]:
         raise ArtifactError(path, f"cannot read its header ({exc})") from exc
 
 
+def checked_header(reader, path: str | Path, required: Sequence[str]) -> list[str]:
+    """The header row of an open ``csv.reader`` (names stripped), refused by name when empty or
+    when a required column is missing."""
+    header = next(reader, None)
+    if not header:
+        raise ArtifactError(path, "empty file (no header row)")
+    header = [h.strip() for h in header]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ArtifactError(path, f"missing required columns {missing}; found {header}")
+    return header
+
+
 class CsvLogWriter:
     """Append-only CSV writer with a fixed header that flushes every row."""
 
@@ -241,13 +254,7 @@ def read_csv_table(path: str | Path, required: Sequence[str]) -> dict[str, list[
     except UnicodeDecodeError as exc:
         raise ArtifactError(path, f"not UTF-8 text ({exc})") from exc
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header:
-        raise ArtifactError(path, "empty file (no header row)")
-    header = [h.strip() for h in header]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise ArtifactError(path, f"missing required columns {missing}; found {header}")
+    header = checked_header(reader, path, required)
     cols: dict[str, list[str]] = {h: [] for h in header}
     for lineno, values in enumerate(reader, start=2):
         if not values:

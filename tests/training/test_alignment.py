@@ -140,8 +140,9 @@ def test_check_alignment_records_failure_and_gate_refuses(folder, mini_index, tm
     assert "alignment failed" in capsys.readouterr().out
 
 
-def test_diagnostic_recomputes_rows_from_checkpoint(mini_index, tmp_path):
-    """Real model: export passes; a row edited as a buggy exporter would (hash and probs refitted) is caught."""
+def _real_teacher(mini_index, tmp_path):
+    """A random-weight ResNet18 checkpoint, its logits on every index row and its producer record."""
+    from fer_models.files import sha256_file
     from training.data import FERDataset, crop_spec_to_dict, make_crop_spec
     from training.evaluate import predict_logits
     from training.models import checkpoint_payload, create_model, save_checkpoint
@@ -152,10 +153,13 @@ def test_diagnostic_recomputes_rows_from_checkpoint(mini_index, tmp_path):
         model, backbone="resnet18", classes=mini_index.classes, input_size=32, in_chans=1, stem_stride=4,
         crop_spec=crop_spec_to_dict(spec)))
     z, _ = predict_logits(model, FERDataset(mini_index, spec))
-    from fer_models.files import sha256_file
+    return z, {"producer": {"checkpoint": str(ckpt), "checkpoint_sha256": sha256_file(ckpt)}}
 
-    folder = write_softlabels(tmp_path / "sl", mini_index, z, 2.0, "teacher",
-                              {"producer": {"checkpoint": str(ckpt), "checkpoint_sha256": sha256_file(ckpt)}})
+
+def test_diagnostic_recomputes_rows_from_checkpoint(mini_index, tmp_path):
+    """Real model: export passes; a row edited as a buggy exporter would (hash and probs refitted) is caught."""
+    z, producer = _real_teacher(mini_index, tmp_path)
+    folder = write_softlabels(tmp_path / "sl", mini_index, z, 2.0, "teacher", producer)
     res = check_alignment(folder, mini_index, n_rows=56)
     assert res["status"] == "passed" and res["max_abs_diff"] < 1e-4
 
@@ -200,18 +204,7 @@ def test_softlabels_refuse_a_checkpoint_trained_on_the_blurred_copy(mini_index, 
 
 def test_gate_runs_a_missing_diagnostic_before_anything_uses_the_folder(mini_index, tmp_path, capsys):
     """Never-checked soft labels are recomputed from their producer first; no producer, no training."""
-    from fer_models.files import sha256_file
-    from training.data import FERDataset, crop_spec_to_dict, make_crop_spec
-    from training.evaluate import predict_logits
-    from training.models import checkpoint_payload, create_model, save_checkpoint
-
-    spec = make_crop_spec(32)
-    model = create_model("resnet18", 7, 1, 32).eval()
-    ckpt = save_checkpoint(tmp_path / "best.pt", checkpoint_payload(
-        model, backbone="resnet18", classes=mini_index.classes, input_size=32, in_chans=1, stem_stride=4,
-        crop_spec=crop_spec_to_dict(spec)))
-    z, _ = predict_logits(model, FERDataset(mini_index, spec))
-    producer = {"producer": {"checkpoint": str(ckpt), "checkpoint_sha256": sha256_file(ckpt)}}
+    z, producer = _real_teacher(mini_index, tmp_path)
     folder = write_softlabels(tmp_path / "sl", mini_index, z, 2.0, "teacher", producer)
     assert json.loads((folder / "alignment.json").read_text())["diagnostic"]["status"] == "not_run"
     assert require_aligned(folder, mini_index).path == folder
