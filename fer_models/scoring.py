@@ -373,6 +373,76 @@ def _median_with(sorted_values: list[float], extra: float | None) -> float | Non
     return (at(n // 2 - 1) + at(n // 2)) / 2
 
 
+def apply_lag(time_sec: Sequence[float], manual_labels: Sequence, lag_ms: float) -> list:
+    """The manual labels shifted for an annotator reaction lag of ``lag_ms`` (DESIGN.md §5).
+
+    With lag L, the manual label of the row at time t becomes the label the annotator held
+    at t + L: the manual label of the *last* row whose time is <= t + L (a step function
+    through the rows; times compare with the 1e-9 s tolerance scoring uses). Labels thus
+    move earlier by L. A row whose t + L lies past the last row's time has no manual label
+    (``""``); with a negative L, a row whose t + L lies before the first row has none either.
+    ``lag_ms == 0`` returns the labels unchanged (the plain log, even where rows share a time).
+
+    Hand-worked, rows at 0, 100, 200, 300 ms labelled A, A, B, B:
+    L = 100 -> A, B, B, ""   (0+100 -> row 100 ms "A"; 100+100 -> "B"; 300+100 is past the end);
+    L = 150 -> A, B, "", ""  (0+150 falls between rows 100 and 200: the row at 100 ms holds "A";
+                              200+150 is past the end);
+    L = 300 -> B, "", "", "".
+
+    ``time_sec`` must be finite and non-decreasing (ScoringInputError otherwise); the returned list
+    has one label per row, the original values where a label is kept.
+    """
+    labels = list(manual_labels)
+    t = np.asarray([float(x) for x in time_sec], dtype=np.float64)
+    if len(labels) != len(t):
+        raise ScoringInputError(f"time_sec and manual_label have different lengths ({len(t)}, {len(labels)})")
+    lag = float(lag_ms)
+    if not math.isfinite(lag):
+        raise ScoringInputError(f"lag_ms must be a finite number, got {lag_ms!r}")
+    if lag == 0 or not len(t):
+        return labels
+    bad = np.flatnonzero(~np.isfinite(t))
+    if len(bad):
+        raise ScoringInputError(f"row {bad[0] + 1}: time_sec is not a finite number", int(bad[0]))
+    back = np.flatnonzero(np.diff(t) < 0)
+    if len(back):
+        i = int(back[0]) + 1
+        raise ScoringInputError(f"row {i + 1}: time goes backwards ({t[i - 1]:.3f} s -> {t[i]:.3f} s)", i)
+    target = t + lag / 1000.0
+    src = np.searchsorted(t, target + _EPS, side="right") - 1
+    keep = (src >= 0) & (target <= t[-1] + _EPS)
+    return [labels[j] if ok else "" for j, ok in zip(src.tolist(), keep.tolist())]
+
+
+def score_lags(time_sec: Sequence[float], pred: Sequence, manual: Sequence, lags_ms: Iterable[float],
+               min_hold_ms: float = DEFAULT_SCORING.min_hold_ms, exclusion_ms: float = DEFAULT_SCORING.exclusion_ms,
+               lock_ms: float = DEFAULT_SCORING.lock_ms, classes: Sequence[str] = FER7) -> dict:
+    """Scan annotator lags: the score of the rows with their manual labels shifted by each lag.
+
+    Returns ``{"best_lag_ms", "curve", "scores"}``: ``curve`` one entry per lag (in the order given)
+    with lag_ms, accuracy, macro_f1, time_to_lock_median_ms and lock_rate; ``scores`` the full
+    score dict per lag, same order; ``best_lag_ms`` the lag of the highest accuracy, ties going to
+    the lag nearest 0 and then the smaller one (None when no lag scores anything).
+    """
+    t = list(time_sec)
+    curve, scores = [], []
+    for lag in lags_ms:
+        acc = ScoreAccumulator(min_hold_ms, exclusion_ms, lock_ms, classes)
+        acc.extend(t, pred, apply_lag(t, manual, lag))
+        r = acc.result()
+        scores.append(r)
+        curve.append({"lag_ms": lag, "accuracy": r["accuracy"], "macro_f1": r["macro_f1"],
+                      "time_to_lock_median_ms": r["time_to_lock_ms_median"], "lock_rate": r["lock_rate"]})
+    best = None
+    for c in curve:
+        if c["accuracy"] is None:
+            continue
+        if best is None or c["accuracy"] > best["accuracy"] or (
+                c["accuracy"] == best["accuracy"] and (abs(c["lag_ms"]), c["lag_ms"]) < (abs(best["lag_ms"]), best["lag_ms"])):
+            best = c
+    return {"best_lag_ms": None if best is None else best["lag_ms"], "curve": curve, "scores": scores}
+
+
 DEMO_SUMMARY_COLUMNS = ("scored_at", "session", "per_frame_csv", "model_id", "alpha", "delta", "window",
                         "window_ms", "min_count", "min_hold_ms", "exclusion_ms", "lock_ms") + SCORE_KEYS
 
