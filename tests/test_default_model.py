@@ -37,8 +37,8 @@ def test_default_model_beats_chance_on_private_test_faces(model, fer2013_dir):
     probs = model.probs(x)
     assert np.allclose(probs.sum(1), 1.0, atol=1e-4)
     acc = float(np.mean(probs.argmax(1) == y))
-    # On this class-balanced sample chance is 1/7 = 0.14 and the bundled DKD student scores 0.35 (its
-    # full-split figure is the card's metrics.test, 0.447); the same model fed faces without the card's
-    # low-pass scores 0.24 and without CLAHE 0.28, so the bound catches a preprocessing drift, not only a
-    # broken model. The model and images are fixed, so the figure is deterministic.
-    assert acc > 0.32, acc
+    # On this class-balanced sample chance is 1/7 = 0.14 and the bundled student scores 0.443 (its
+    # full-split figure is the card's metrics.test, 0.553); the same model fed faces without CLAHE
+    # scores 0.386 and without the card's mean/std 0.350, so the bound catches a preprocessing drift,
+    # not only a broken model. The model and images are fixed, so the figure is deterministic.
+    assert acc > 0.41, acc

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fer_models.model_folder import load_model_folder
-from fer_models.onnx_runtime import available_providers, choose_providers
+from fer_models.onnx_runtime import PROVIDER_ALIASES, available_providers, choose_providers
 from fer_models.session_log import CsvLogWriter
 
 LATENCY_COLUMNS = ("model", "precision", "provider", "batch", "median_ms", "p90_ms", "runs", "threads", "machine")
@@ -22,6 +22,7 @@ LATENCY_COLUMNS = ("model", "precision", "provider", "batch", "median_ms", "p90_
 
 def time_model(folder: Path, provider: str, batch: int, runs: int = 200, warmup: int = 20,
                threads: int | None = None) -> dict[str, Any]:
+    provider = PROVIDER_ALIASES.get(provider.lower(), provider) or provider  # "cpu" -> CPUExecutionProvider
     model = load_model_folder(folder, providers=[provider], intra_op_threads=threads)
     if model.provider != provider:
         raise RuntimeError(f"{provider} was asked for but onnxruntime chose {model.provider}")

@@ -70,3 +70,6 @@ def test_bench_writes_latency_rows(run_dir, faces, tmp_path):
     assert all(r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] for r in rows)
     lines = csv.read_text().splitlines()
     assert lines[0].startswith("model,precision,provider,batch,median_ms,p90_ms") and len(lines) == 5
+    # the short provider name the CLI help shows ("cpu") is accepted, as everywhere else
+    alias = bench([tmp_path / "export" / "fp32"], batches=(1,), providers=["cpu"], runs=5, out_csv=csv)
+    assert [r["provider"] for r in alias] == ["CPUExecutionProvider"]
