@@ -81,6 +81,17 @@ def label_segments(manual: Sequence[str | None]) -> list[tuple[int, int, str | N
     return segs
 
 
+def _check_times(t: np.ndarray) -> None:
+    """Refuse, naming the row, a time column with a non-finite value or one that goes backwards."""
+    bad = np.flatnonzero(~np.isfinite(t))
+    if len(bad):
+        raise ScoringInputError(f"row {bad[0] + 1}: time_sec is not a finite number", int(bad[0]))
+    back = np.flatnonzero(np.diff(t) < 0)
+    if len(back):
+        i = int(back[0]) + 1
+        raise ScoringInputError(f"row {i + 1}: time goes backwards ({t[i - 1]:.3f} s -> {t[i]:.3f} s)", i)
+
+
 def score_session(time_sec: Sequence[float], pred: Sequence[str], manual: Sequence[str],
                   min_hold_ms: float = DEFAULT_SCORING.min_hold_ms, exclusion_ms: float = DEFAULT_SCORING.exclusion_ms,
                   lock_ms: float = DEFAULT_SCORING.lock_ms, classes: Sequence[str] = FER7) -> dict:
@@ -93,13 +104,7 @@ def score_session(time_sec: Sequence[float], pred: Sequence[str], manual: Sequen
     if len(pred) != len(t) or len(manual) != len(t):
         raise ScoringInputError(f"time_sec, pred_label and manual_label have different lengths "
                                 f"({len(t)}, {len(pred)}, {len(manual)})")
-    bad = np.flatnonzero(~np.isfinite(t))
-    if len(bad):
-        raise ScoringInputError(f"row {bad[0] + 1}: time_sec is not a finite number", int(bad[0]))
-    back = np.flatnonzero(np.diff(t) < 0)
-    if len(back):
-        i = int(back[0]) + 1
-        raise ScoringInputError(f"row {i + 1}: time goes backwards ({t[i - 1]:.3f} s -> {t[i]:.3f} s)", i)
+    _check_times(t)
     p = _normalise_labels(pred, classes, "pred_label")
     m = _normalise_labels(manual, classes, "manual_label")
 
@@ -401,13 +406,7 @@ def apply_lag(time_sec: Sequence[float], manual_labels: Sequence, lag_ms: float)
         raise ScoringInputError(f"lag_ms must be a finite number, got {lag_ms!r}")
     if lag == 0 or not len(t):
         return labels
-    bad = np.flatnonzero(~np.isfinite(t))
-    if len(bad):
-        raise ScoringInputError(f"row {bad[0] + 1}: time_sec is not a finite number", int(bad[0]))
-    back = np.flatnonzero(np.diff(t) < 0)
-    if len(back):
-        i = int(back[0]) + 1
-        raise ScoringInputError(f"row {i + 1}: time goes backwards ({t[i - 1]:.3f} s -> {t[i]:.3f} s)", i)
+    _check_times(t)
     target = t + lag / 1000.0
     src = np.searchsorted(t, target + _EPS, side="right") - 1
     keep = (src >= 0) & (target <= t[-1] + _EPS)
