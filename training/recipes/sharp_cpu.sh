@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE      (index | round1 | status | interim RUN NAME | install FOLDER)
+# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | status | interim RUN NAME | install FOLDER)
 # Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
 # stage continues where the last working period stopped (and starts a missing run from scratch).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
@@ -31,6 +31,26 @@ round1)  # started 2026-12-01: the required ResNet18 teacher and the first no-di
   $FT student --distill none --config-name s1-48-none --out $R/students/s1-48-none_s1337 --epochs 20 \
       --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}" \
       >> $R/students/s1-48-none_s1337.log 2>&1 &
+  wait
+  ;;
+finish-teacher)  # a finished teacher: test metrics, calibration, soft labels at T=2 and their alignment check
+  run=${2:?teacher run folder}
+  $FT evaluate "$run" --index $IDX                     # best.pt (chosen on val): metrics, logits, confusion matrices
+  $FT calibrate "$run"                                 # T fitted on val only, reliability_metrics.json
+  $FT softlabels "$run" --index $IDX --temperature 2   # every split, index order, alignment.json + diagnostic
+  $FT check-alignment "$run" --index $IDX              # recompute random rows from the checkpoint; abort on mismatch
+  ;;
+round2)  # started 2026-12-01 (second working period): teacher 2 and the first distilled student
+  mkdir -p $R/students
+  # ResNet50 with the same stem-2 adaptation as the ResNet18 (3x3 maps at the last stage for 48 px faces)
+  $FT teacher --backbone resnet50 --out $R/teacher_resnet50_48 --epochs 20 --input-size 48 --stem-stride 2 \
+      --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}" >> $R/teacher_resnet50_48.log 2>&1 &
+  # KD (alpha 0.5, T 2) from the ResNet18 teacher's soft labels, same recipe and seed as s1-48-none_s1337:
+  # an early, paired read of what distillation adds before the ensemble exists
+  $FT student --distill kd --alpha 0.5 --temperature 2 --teacher $R/teacher_resnet18_48 \
+      --config-name s1-48-kd-rn18 --out $R/students/s1-48-kd-rn18_s1337 --epochs 20 \
+      --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}" \
+      >> $R/students/s1-48-kd-rn18_s1337.log 2>&1 &
   wait
   ;;
 interim)  # ship the best checkpoint so far of a run that is still training (its best.pt, chosen on val)
