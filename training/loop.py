@@ -270,10 +270,28 @@ def build_data(args: Any, index: Any, rt: Any) -> TrainData:
                      per_rank_batch, steps_per_epoch, updates_per_epoch, warmup_updates, show)
 
 
+def make_optimizer(args: Any, model: Any) -> Any:
+    """The recipe's AdamW (timm: no weight decay on biases and norms), or the NL optimizer for ``--optimizer nl``.
+
+    ``args.optimizer`` is None (every run before the option existed, and the default) or
+    ``"nl"``: training.nl.DeepMemoryOptimizer in its first-order ``local`` mode, with the same
+    parameter groups; its ``meta`` mode needs a closure and runs in ``fer-train nl-testbed`` only.
+    """
+    import timm.optim
+
+    if getattr(args, "optimizer", None) == "nl":
+        from training.nl import DeepMemoryOptimizer
+
+        groups = timm.optim.param_groups_weight_decay(model, args.weight_decay)
+        return DeepMemoryOptimizer(groups, lr=args.lr, weight_decay=args.weight_decay, hidden=args.nl_hidden,
+                                   layers=args.nl_layers, inner="local", memory_lr=args.nl_memory_lr, seed=args.seed)
+    return timm.optim.create_optimizer_v2(model, "adamw", lr=args.lr, weight_decay=args.weight_decay)
+
+
 def build_model(args: Any, backbone: str, rt: Any, data: TrainData, resume_state: dict[str, Any] | None
                 ) -> TrainState:
-    """Seed, build the model, AdamW, the warm-up + cosine schedule and the scaler; restore them on resume."""
-    import timm.optim
+    """Seed, build the model, the optimizer (``make_optimizer``), the warm-up + cosine schedule and the scaler;
+    restore them on resume."""
     import timm.scheduler
     import torch
     from torch.nn.parallel import DistributedDataParallel
@@ -291,7 +309,7 @@ def build_model(args: Any, backbone: str, rt: Any, data: TrainData, resume_state
     channels_last = args.channels_last == "on" or (args.channels_last == "auto" and backbone_family(backbone) != "vit")
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = timm.optim.create_optimizer_v2(model, "adamw", lr=args.lr, weight_decay=args.weight_decay)
+    optimizer = make_optimizer(args, model)
     total_updates = data.updates_per_epoch * args.epochs
     scheduler = timm.scheduler.CosineLRScheduler(
         optimizer, t_initial=max(1, total_updates - data.warmup_updates), lr_min=args.lr * args.min_lr_ratio,

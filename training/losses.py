@@ -84,3 +84,50 @@ def dkd_loss(student_logits: torch.Tensor, teacher_logits: Teacher, target: torc
         tckd, nckd = dkd_terms(student_logits, t, target, temperature)
         kl = kl + w * (alpha * tckd + beta * nckd)
     return ce_weight * ce + warmup * kl
+
+
+NEGL_IGNORE = -1  # a complementary slot holding this value is unused ("no negative for this sample")
+
+
+def negl_loss(logits: torch.Tensor, complementary: torch.Tensor, ignore_index: int = NEGL_IGNORE) -> torch.Tensor:
+    """Negative learning (DESIGN.md §5): mean over the used (sample, c̄) pairs of -log(1 - p_c̄), p = softmax(z).
+
+    ``complementary`` is a LongTensor [N] (one complementary class per sample) or [N, K]
+    (K per sample) of classes the sample is *not*; a slot equal to ``ignore_index`` (-1)
+    means "no negative here" and is left out of the mean, so a selector can give some
+    samples fewer negatives than others. With no slot used the result is 0, still
+    attached to ``logits`` (a backward pass is harmless). The caller guarantees that no
+    slot holds the sample's own label (``training.negl`` never draws it).
+
+    Why this form: the earlier system minimised -log p_c̄, which *raises* p_c̄.
+    -log(1 - p_c̄) is computed as logsumexp(z) - logsumexp(z without c̄), which is exact
+    and finite even when p_c̄ rounds to 1 in float (1 - p would be 0 there) and for
+    logits of any size, as long as another class has a finite logit.
+    """
+    if logits.ndim != 2 or logits.shape[1] < 2:
+        raise ValueError(f"negl_loss: logits must be [N, C] with C >= 2, got {tuple(logits.shape)}")
+    comp = complementary
+    if comp.ndim == 1:
+        comp = comp[:, None]
+    if comp.ndim != 2 or comp.shape[0] != logits.shape[0]:
+        raise ValueError(f"negl_loss: complementary must be [N] or [N, K] with N = {logits.shape[0]}, "
+                         f"got {tuple(complementary.shape)}")
+    if comp.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"negl_loss: complementary must hold class indices (int64), got {comp.dtype}")
+    comp = comp.long()
+    used = comp != ignore_index
+    n_classes = logits.shape[1]
+    bad = used & ((comp < 0) | (comp >= n_classes))
+    if bool(bad.any()):
+        raise ValueError(f"negl_loss: complementary classes must lie in [0, {n_classes}) or be {ignore_index}, "
+                         f"got {sorted(set(comp[bad].tolist()))}")
+    z = logits.float()
+    if not bool(used.any()):
+        return z.sum() * 0.0
+    lse_all = torch.logsumexp(z, dim=1, keepdim=True)                      # [N, 1]
+    idx = comp.clamp(min=0)                                                  # [N, K]
+    onehot = F.one_hot(idx, n_classes).bool()                                # [N, K, C]
+    z_rest = z[:, None, :].masked_fill(onehot, float("-inf"))                # z without c̄, per slot
+    log_one_minus_p = torch.logsumexp(z_rest, dim=2) - lse_all              # log(1 - p_c̄), [N, K]
+    per_pair = -log_one_minus_p
+    return per_pair[used].sum() / used.sum()

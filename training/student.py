@@ -20,6 +20,12 @@ equal weights).
 
 The backbone is locked to timm ``mobilenetv3_large_100``. ``--init-checkpoint`` loads a
 local checkpoint where names and shapes match and is refused below a 60% match.
+
+Issue 14 options, off by default (a run without them trains and records exactly as before):
+``--optimizer nl`` swaps the recipe's AdamW for ``training.nl.DeepMemoryOptimizer`` (local
+mode) and ``--negl-config`` adds weight * NegL on confusion-guided complementary classes
+(``training.negl``); both are recorded in args.json and the checkpoints, suffix the
+config name (``_nl``, ``_negl-<name>``) and may not change on a resume.
 """
 
 from __future__ import annotations
@@ -40,9 +46,11 @@ STUDENT_BACKBONE = "mobilenetv3_large_100"
 METHODS = ("kd", "dkd", "none")
 DEFAULT_EPOCHS = 20
 DEFAULT_DKD_WARMUP = 5.0
-# a resumed student must keep its objective and its teachers' data
+# a resumed student must keep its objective and its teachers' data; "optimizer" and "negl_sha256" are None
+# for AdamW without NegL, which is also what a checkpoint from before those options gives (saved.get -> None)
 STUDENT_RESUME_FIXED = RESUME_FIXED + ("distill", "alpha", "beta", "temperature", "dkd_warmup_epochs", "ce_weight",
-                                       "label_smoothing", "teacher_weights_effective", "teacher_arrays_sha256")
+                                       "label_smoothing", "teacher_weights_effective", "teacher_arrays_sha256",
+                                       "optimizer", "negl_sha256")
 
 
 class StudentOptionError(FerError, ValueError):
@@ -231,6 +239,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--config-name", default=None,
                    help="configuration name in args.json (default e.g. dkd_a0.5_b4_T2_<teacher>); "
                         "fer-train aggregate groups seeds by it")
+    p.add_argument("--optimizer", choices=("adamw", "nl"), default=None,
+                   help="adamw (default, the recipe) or nl: training.nl.DeepMemoryOptimizer, local mode (issue 14)")
+    p.add_argument("--nl-hidden", type=int, default=32, help="--optimizer nl: memory MLP width")
+    p.add_argument("--nl-layers", type=int, default=1, help="--optimizer nl: memory MLP hidden layers")
+    p.add_argument("--nl-memory-lr", type=float, default=1e-3, help="--optimizer nl: Adam lr of the memory weights")
+    p.add_argument("--negl-config", default=None, metavar="PATH",
+                   help="add NegL (training/configs/negl/*.json): + weight * -log(1 - p) on confusion-guided "
+                        "complementary classes")
+    p.add_argument("--negl-confusion", action="append", default=None, metavar="RUN_DIR",
+                   help="teacher run folder with confusion_<split>.json for NegL (repeat; default: the config's "
+                        "confusion_runs)")
     add_train_arguments(p)
     p.set_defaults(func=run_cli, epochs=DEFAULT_EPOCHS, label_smoothing=0.0)
 
@@ -255,6 +274,8 @@ def _check_options(args: Any) -> None:
         raise StudentOptionError("--label-smoothing applies to --distill none only (the KD/DKD losses use plain CE)")
     if args.distill != "none" and not args.teacher:
         raise StudentOptionError(f"--distill {args.distill} needs at least one --teacher folder")
+    if args.negl_confusion and not args.negl_config:
+        raise StudentOptionError("--negl-confusion without --negl-config")
 
 
 def _check_init_checkpoint(args: Any, classes: Sequence[str]) -> None:
@@ -281,12 +302,17 @@ def train_student(args: Any) -> Path:
     elif args.teacher_weight:
         raise StudentOptionError("--teacher-weight without --teacher")
     _check_init_checkpoint(args, index.classes)
+    selector = _negl_selector(args, index, targets)
+    if args.optimizer == "adamw":
+        args.optimizer = None  # None = the recipe's AdamW, as recorded by runs from before --optimizer existed
 
     dkd = args.distill == "dkd"
     ce_weight = 1.0 if args.ce_weight is None else float(args.ce_weight)
     name = args.config_name or config_name(args.distill, args.alpha, args.beta, args.temperature,
                                            args.dkd_warmup_epochs, ce_weight, targets.name if targets else None,
                                            args.label_smoothing)
+    if not args.config_name:
+        name += ("_nl" if args.optimizer == "nl" else "") + (f"_negl-{selector.cfg.name}" if selector else "")
     distill: dict[str, Any] = {
         "method": args.distill,
         "loss": describe_loss(args.distill, args.alpha, args.beta, args.temperature, args.dkd_warmup_epochs,
@@ -311,12 +337,38 @@ def train_student(args: Any) -> Path:
     args.teacher_weights_effective = targets.weights if targets else []
     args.teacher_arrays_sha256 = [f["arrays_sha256"] for f in targets.folders] if targets else []
     args.config = name
+    args.negl_sha256 = selector.cfg.sha256 if selector else None
     make_loss = make_student_loss(args.distill, targets if args.distill != "none" else None, args.alpha, args.beta,
                                   args.temperature, args.dkd_warmup_epochs, ce_weight, args.label_smoothing)
+    extra: dict[str, Any] = {"role": "student", "config": name, "distillation": distill}
+    if selector is not None:
+        from training.negl import with_negl
+
+        make_loss = with_negl(make_loss, selector, args.seed)
+        extra["negl"] = selector.record()
+    if args.optimizer == "nl":
+        extra["nl"] = {"optimizer": "DeepMemoryOptimizer", "inner": "local", "hidden": args.nl_hidden,
+                       "layers": args.nl_layers, "memory_lr": args.nl_memory_lr}
     return run_training(args, STUDENT_BACKBONE, role=f"student[{name}]", make_loss=make_loss,
-                        resume_fixed=STUDENT_RESUME_FIXED,
-                        record_extra={"role": "student", "config": name, "distillation": distill},
-                        checkpoint_extra={"role": "student", "config": name, "distillation": distill})
+                        resume_fixed=STUDENT_RESUME_FIXED, record_extra=extra, checkpoint_extra=extra)
+
+
+def _negl_selector(args: Any, index: Any, targets: TeacherTargets | None) -> Any:
+    """The NegL selector of ``--negl-config`` (teacher probabilities from the gated --teacher folders), or None."""
+    if not args.negl_config:
+        return None
+    from training.negl import NeglSelector, load_negl_config, read_teacher_confusion
+
+    cfg = load_negl_config(args.negl_config, index.classes)
+    try:
+        confusion, sources = read_teacher_confusion(args.negl_confusion or list(cfg.confusion_runs), index.classes,
+                                                    cfg.confusion_split)
+        return NeglSelector(cfg, confusion, targets.logits if targets else None,
+                            targets.weights if targets else None, sources)
+    except FerError:
+        raise
+    except ValueError as exc:
+        raise StudentOptionError(f"{args.negl_config}: {exc}") from exc
 
 
 __all__ = ["STUDENT_BACKBONE", "StudentOptionError", "TeacherTargets", "config_name", "dkd_warmup",
