@@ -158,7 +158,8 @@ class Calibration:
     """The contents of calibration.json (DESIGN.md §4).
 
     ``p = softmax((z + logit_bias) / T)`` with T scalar or per class; ``thresholds``
-    act on the decision (``fer_models.pipeline``), not on the probabilities.
+    act on the decision (``THRESHOLD_RULE``: ``apply_thresholds``, applied live by
+    ``fer_models.pipeline``), not on the probabilities. ``predict_calibrated`` applies both.
     """
 
     temperature: float = 1.0
@@ -188,6 +189,8 @@ class Calibration:
                 raise ArtifactError(where, f"{name} has non-finite values: {vec}")
             if name == "per_class_temperature" and np.any(arr <= 0):
                 raise ArtifactError(where, f"per_class_temperature must be positive, got {vec}")
+            if name == "thresholds" and (np.any(arr < 0) or np.any(arr > 1)):
+                raise ArtifactError(where, f"thresholds are probabilities and must lie in [0, 1], got {vec}")
         return self
 
     def effective_temperature(self) -> np.ndarray | float:
@@ -266,17 +269,22 @@ def select_temperature(logits: np.ndarray, labels: np.ndarray, grid: Sequence[fl
 
 
 def fit_per_class_temperature(logits: np.ndarray, labels: np.ndarray, start: float,
-                              grid: Sequence[float] = DEFAULT_GRID, rounds: int = 3) -> list[float]:
+                              grid: Sequence[float] = DEFAULT_GRID, rounds: int = 3,
+                              fit_classes: Sequence[int] | None = None) -> list[float]:
     """Per-class temperature vector by coordinate descent on NLL, starting from the global T.
 
     Each class's temperature scales only that class's logit; a few rounds over the grid
-    are enough because NLL is smooth in each coordinate.
+    are enough because NLL is smooth in each coordinate. ``fit_classes`` (default: all)
+    names the classes whose temperature is fitted; the others keep ``start``. A class
+    with no sample in the fit data should not be fitted: NLL would only push its probability
+    down (usually to an edge of the grid), a fit to its absence, not a calibration.
     """
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(labels).astype(np.int64)
     temps = np.full(z.shape[1], float(start))
+    todo = range(z.shape[1]) if fit_classes is None else sorted({int(k) for k in fit_classes})
     for _ in range(rounds):
-        for k in range(z.shape[1]):
+        for k in todo:
             best_t, best_nll = temps[k], None
             for t in grid:
                 temps[k] = t
@@ -285,6 +293,141 @@ def fit_per_class_temperature(logits: np.ndarray, labels: np.ndarray, start: flo
                     best_t, best_nll = float(t), nll
             temps[k] = best_t
     return [float(t) for t in temps]
+
+
+# ----------------------------------------------------------------------------- per-class thresholds
+
+NO_LABEL = -1  # a thresholded prediction that shows no class (the app's "(unstable)")
+THRESHOLD_RULE = ("predict the argmax class c of the calibrated probabilities only if p_c >= thresholds[c]; "
+                  "otherwise no label (an abstention: shown as (unstable) in the app, counted as a miss)")
+THRESHOLD_GRID: tuple[float, ...] = tuple(float(t) for t in np.round(np.arange(0.0, 0.901, 0.025), 4))
+THRESHOLD_SELECTION = ("coordinate ascent over the classes present in the fit split: each class's threshold is the "
+                       "grid value with the highest macro-F1 (classes present in the labels, an abstention a miss) "
+                       "among those keeping coverage >= min_coverage; ties go to the lower threshold")
+
+
+def apply_thresholds(probs: np.ndarray, thresholds: Sequence[float] | None) -> np.ndarray:
+    """Predicted class per row under ``THRESHOLD_RULE``: the argmax, or ``NO_LABEL`` below its class's threshold.
+
+    This is the rule ``fer_models.pipeline`` applies live (to the smoothed probabilities):
+    a threshold never moves a prediction to another class, it only withholds a weak one.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    single = p.ndim == 1
+    p2 = p[None] if single else p
+    pred = p2.argmax(axis=1).astype(np.int64)
+    if thresholds is not None:
+        thr = np.asarray(thresholds, dtype=np.float64)
+        if thr.shape != (p2.shape[1],):
+            raise ValueError(f"thresholds must hold {p2.shape[1]} values, got {thr.shape}")
+        pred = np.where(p2[np.arange(len(pred)), pred] >= thr[pred], pred, NO_LABEL)
+    return pred[0] if single else pred
+
+
+def abstaining_metrics(pred: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+    """Accuracy, macro-F1 and coverage of predictions that may be ``NO_LABEL``.
+
+    As in transition-fair scoring (DESIGN.md §5): an abstention is wrong, and macro-F1
+    is over the classes present in ``labels`` (an abstention is a miss of the true class).
+    None when there are no rows.
+    """
+    pred = np.asarray(pred).astype(np.int64)
+    y = np.asarray(labels).astype(np.int64)
+    if len(y) == 0:
+        return {"accuracy": None, "macro_f1": None, "coverage": None}
+    f1s = []
+    for c in np.unique(y):
+        tp = np.sum((pred == c) & (y == c))
+        fp = np.sum((pred == c) & (y != c))
+        fn = np.sum((pred != c) & (y == c))
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    return {"accuracy": float(np.mean(pred == y)), "macro_f1": float(np.mean(f1s)),
+            "coverage": float(np.mean(pred != NO_LABEL))}
+
+
+def fit_per_class_thresholds(probs: np.ndarray, labels: np.ndarray, grid: Sequence[float] = THRESHOLD_GRID,
+                             min_coverage: float = 0.9, fit_classes: Sequence[int] | None = None,
+                             rounds: int = 3) -> list[float]:
+    """Per-class thresholds under ``THRESHOLD_RULE`` by ``THRESHOLD_SELECTION``; unfitted classes get 0.
+
+    Why macro-F1: raising class c's threshold turns its weakest predictions into abstentions;
+    that removes false positives of c (good) and turns weak true positives into misses (bad),
+    so macro-F1 rises only where c's low-confidence answers are mostly wrong. Accuracy
+    could only fall (an abstention is wrong), hence the floor on coverage, so the app
+    still shows a label most of the time. ``fit_classes`` defaults to the classes present
+    in ``labels``: a class absent from the fit data gets no threshold (0).
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64)
+    if not 0.0 <= min_coverage <= 1.0:
+        raise ValueError(f"min_coverage must lie in [0, 1], got {min_coverage}")
+    grid = sorted(float(g) for g in grid)
+    if not grid or grid[0] < 0 or grid[-1] > 1:
+        raise ValueError(f"threshold grid must be probabilities in [0, 1], got {grid}")
+    thr = np.zeros(p.shape[1])
+    todo = sorted({int(k) for k in (np.unique(y) if fit_classes is None else fit_classes)})
+
+    def score(t: np.ndarray) -> tuple[float, float]:
+        m = abstaining_metrics(apply_thresholds(p, t), y)
+        return float(m["macro_f1"] or 0.0), float(m["coverage"] or 0.0)
+
+    for _ in range(rounds):
+        changed = False
+        for k in todo:
+            best_v, (best_f1, _) = thr[k], score(thr)
+            for v in grid:
+                if v == thr[k]:
+                    continue
+                trial = thr.copy()
+                trial[k] = v
+                f1, cov = score(trial)
+                if cov + 1e-12 < min_coverage:
+                    continue
+                if f1 > best_f1 + 1e-12 or (abs(f1 - best_f1) <= 1e-12 and v < best_v):
+                    best_v, best_f1 = v, f1
+            changed |= best_v != thr[k]
+            thr[k] = best_v
+        if not changed:
+            break
+    return [float(t) for t in thr]
+
+
+def predict_calibrated(logits: np.ndarray, calibration: Calibration | dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated probabilities and the predicted class (``NO_LABEL`` under a threshold) of raw logits.
+
+    Honours every field of calibration.json that acts on a frame: ``logit_bias``,
+    ``temperature`` / ``per_class_temperature`` (``apply_calibration``) and ``thresholds``
+    (``apply_thresholds``).
+    """
+    if isinstance(calibration, dict):
+        calibration = Calibration.from_dict(calibration)
+    probs = apply_calibration(logits, calibration)
+    return probs, apply_thresholds(probs, calibration.thresholds if calibration is not None else None)
+
+
+def fit_per_class_calibration(logits: np.ndarray, labels: np.ndarray, grid: Sequence[float] = DEFAULT_GRID,
+                              threshold_grid: Sequence[float] = THRESHOLD_GRID, min_coverage: float = 0.9,
+                              thresholds: bool = True) -> dict[str, Any]:
+    """Global T, then per-class temperatures, then per-class thresholds, all on one (fit) split.
+
+    The order matters: thresholds compare calibrated probabilities, so they are chosen on
+    the probabilities of the final temperatures. Only classes present in ``labels`` are
+    fitted; the others keep the global T and threshold 0 (listed in ``unfitted_classes``).
+    Returns the fields of a ``Calibration`` (temperature, per_class_temperature, thresholds)
+    plus the sweep and the fitted / unfitted class indices.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64)
+    present = [int(k) for k in np.unique(y)]
+    sweep = temperature_sweep(z, y, grid)
+    t = select_from_sweep(sweep)
+    temps = fit_per_class_temperature(z, y, t, grid, fit_classes=present)
+    thr = None
+    if thresholds:
+        thr = fit_per_class_thresholds(softmax(z / np.asarray(temps)), y, threshold_grid, min_coverage, present)
+    return {"temperature": float(t), "per_class_temperature": temps, "thresholds": thr, "sweep": sweep,
+            "fitted_classes": present, "unfitted_classes": [k for k in range(z.shape[1]) if k not in present],
+            "edge_classes": [k for k in present if on_grid_edge(temps[k], grid)]}
 
 
 def on_grid_edge(value: float, grid: Sequence[float]) -> bool:

@@ -19,7 +19,8 @@ from fer_models.errors import FerError
 # name of the module under ``training`` that defines add_parser(subparsers); order = help order
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "index", "teacher", "evaluate", "softlabels", "alignment", "calibrate", "ensemble",
-    "student", "export", "check_model", "crossdomain", "bench", "aggregate", "report", "gate",
+    "student", "export", "check_model", "crossdomain", "bench", "aggregate", "report", "gate", "nl_testbed",
+    "ckplus_index", "mine", "adapt", "calibrate_domain", "fairness",
 )
 
 

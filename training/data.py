@@ -6,7 +6,8 @@ Why this shape:
   with a ``CropSpec``, the same function the live app calls, so CLAHE, resize and
   normalisation cannot drift apart between training and serving.
 - Augmentation (crop/translate/scale, flip, small rotation, brightness/contrast,
-  optional webcam-style noise and blur) happens per item, per epoch, and never
+  optional webcam-style noise and blur; optionally, after it, the webcam-style ops of
+  ``training.webcam_aug``, off unless a config is given) happens per item, per epoch, and never
   touches the index: the index (and its fingerprint) describes the data, not a
   particular augmented view of it.
 - Each item's randomness is drawn from ``(seed, epoch, row position)``, so a run
@@ -24,7 +25,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import cv2
 import numpy as np
@@ -36,6 +37,9 @@ from fer_models.face_crop import DEFAULT_MARGIN, CropSpec, prepare_face
 from fer_models.files import sha256_bytes
 
 from training.index import CanonicalIndex, decode_csv_pixels, decode_image_bytes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from training.webcam_aug import WebcamAugConfig
 
 
 # ----------------------------------------------------------------------------- preprocessing spec
@@ -232,7 +236,8 @@ class FERDataset(Dataset):
 
     def __init__(self, index: CanonicalIndex, spec: CropSpec, split: str | None = None,
                  positions: Sequence[int] | None = None, augment: AugmentConfig | None = None,
-                 seed: int = 0, root: str | Path | None = None, preload: bool = True, progress: bool = False):
+                 seed: int = 0, root: str | Path | None = None, preload: bool = True, progress: bool = False,
+                 webcam: "WebcamAugConfig | None" = None):
         self.index = index
         self.spec = spec
         if positions is None:
@@ -242,6 +247,9 @@ class FERDataset(Dataset):
             raise ArtifactError(index.path, f"index has no rows in split {split!r}")
         self.labels = index.labels[self.positions]
         self.augment = augment
+        # training.webcam_aug.WebcamAugConfig or None: webcam-style degradations after ``augment``, drawn from
+        # their own streams so the existing augmentation (and its random numbers) is the same with or without
+        self.webcam = webcam
         self.seed = int(seed)
         self.epoch = 0
         self.store = get_store(index, root)
@@ -262,6 +270,10 @@ class FERDataset(Dataset):
         if self.augment is not None:
             rng = np.random.default_rng((self.seed, self.epoch, pos))
             img = augment_image(img, rng, self.augment)
+        if self.webcam is not None:
+            from training.webcam_aug import apply_webcam
+
+            img = apply_webcam(img, self.webcam, (self.seed, self.epoch, pos))
         return img
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
