@@ -35,6 +35,7 @@ class AppConfig:
     pipeline: dict[str, Any] = field(default_factory=dict)
     overlay: bool = True
     speed: float = 1.0
+    lag_ms: float = 0.0  # annotator lag of the scores
     last_video_dir: str = ""
     last_labels_dir: str = ""
     window_geometry: str = ""  # base64 of QWidget.saveGeometry()

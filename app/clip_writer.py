@@ -3,7 +3,8 @@
 It exists only after the user agreed in the consent dialog of the current
 session (the window asks every session and logs the answer in actions.csv). It
 writes the frames the model saw, without overlays, as MJPG AVI files in the
-session's clips/ folder.
+session's clips/ folder, and (``CropWriter``) the face crops the model saw, as
+the model card prepared them, in the session's crops/ folder.
 """
 
 from __future__ import annotations
@@ -12,6 +13,19 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from fer_models.errors import ArtifactWriteError
+from fer_models.files import atomic_write_bytes
+from fer_models.session_log import CsvLogWriter
+
+CROPS_DIR = "crops"
+CROPS_INDEX = "crops.csv"
+CROPS_COLUMNS = ("frame_index", "time_sec", "file")
+
+
+def crop_file_name(frame_index: int) -> str:
+    """``{frame_index:07d}.png``: the frame_index of the per_frame.csv row the crop belongs to."""
+    return f"{int(frame_index):07d}.png"
 
 
 class ClipWriter:
@@ -48,3 +62,41 @@ class ClipWriter:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+
+
+class CropWriter:
+    """The face crop the session's model saw, one PNG per processed frame with a face, plus an index.
+
+    Contract (``fer-train mine`` reads it): ``<session>/crops/{frame_index:07d}.png`` is the uint8 image
+    at the model's input size after eye alignment and square crop, before CLAHE and the mean/std
+    normalisation (``fer_models.face_crop.face_image``: training applies the card's CLAHE itself): grey
+    (one channel) for a ``gray`` card, RGB for an ``rgb`` one. ``crops/crops.csv`` has the header ``frame_index,time_sec,file``,
+    ``frame_index`` and ``time_sec`` as in per_frame.csv and ``file`` the PNG's name relative to the
+    crops folder. Each PNG is written atomically before its row, and each row is flushed as it is
+    written, so every row names a complete file; saving again later in the same session appends.
+    """
+
+    def __init__(self, session_folder: Path):
+        self.folder = Path(session_folder) / CROPS_DIR
+        self.index: CsvLogWriter | None = None  # opened with the first crop, as clips are
+        self.frames = 0
+
+    def write(self, frame_index: int, time_sec: float, crop: np.ndarray) -> Path:
+        img = np.asarray(crop)
+        if img.dtype != np.uint8 or img.ndim not in (2, 3):
+            raise ValueError(f"a crop must be a uint8 grey or RGB image, got {img.dtype} {img.shape}")
+        name = crop_file_name(frame_index)
+        path = self.folder / name
+        ok, data = cv2.imencode(".png", img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise ArtifactWriteError(path, "OpenCV cannot encode the crop as PNG")
+        if self.index is None:
+            self.index = CsvLogWriter(self.folder / CROPS_INDEX, CROPS_COLUMNS)  # appends to an earlier run
+        atomic_write_bytes(path, data.tobytes())
+        self.index.write([int(frame_index), float(time_sec), name])
+        self.frames += 1
+        return path
+
+    def close(self) -> None:
+        if self.index is not None:
+            self.index.close()

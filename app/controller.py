@@ -15,6 +15,7 @@ runner that was stopped or replaced are ignored, so a late event can never reach
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -83,6 +84,8 @@ class Runner(Protocol):
     def set_speed(self, speed: float) -> None: ...
 
 
+MAX_LAG_MS = 5000.0  # the lag box's range; a reaction lag is a few hundred ms
+
 # (spec, pipeline, *, opener, start_playing, speed, events) -> a Runner, not yet started
 RunnerFactory = Callable[..., Runner]
 
@@ -107,12 +110,14 @@ class SessionController:
     - ``session_started(session)``, ``session_ended(session, final_score)``.
     - ``frame(item)``: the newest processed frame, after every frame up to it was logged.
     - ``playing_changed(playing)``.
+    - ``second_model_changed(model)``: a second model was loaded (or removed: None).
     """
 
     def __init__(self, settings: PipelineSettings | None = None, sessions_root: Path | None = None,
                  provider: str = "auto", detector: FaceDetector | None = None,
                  source_opener: SourceOpener = open_source, runner_factory: RunnerFactory | None = None,
-                 speed: float = 1.0, ask_consent: Callable[[Path], bool] = lambda folder: False):
+                 speed: float = 1.0, ask_consent: Callable[[Path], bool] = lambda folder: False,
+                 lag_ms: float = 0.0):
         self._settings = (settings or PipelineSettings()).validated()
         self.sessions_root = Path(sessions_root) if sessions_root else user_data_dir() / "sessions"
         self.provider = provider
@@ -126,18 +131,24 @@ class SessionController:
         self.runner: Runner | None = None
         self.session: LiveSession | None = None
         self.last_session: LiveSession | None = None
-        self.track: VideoLabelTrack | None = None  # labels of the last video file opened
+        self.track: VideoLabelTrack | None = None  # rater A's labels of the last video file opened
+        self.track_b: VideoLabelTrack | None = None  # rater B's labels of the same video
+        self.rater = "A"  # which rater the label keys, Load/Save labels and Delete segment work on
         self._track_video: Path | None = None
+        self.lag_ms = float(lag_ms)  # annotator lag of the scores (DESIGN.md §5)
+        self.second_model: FerModel | None = None  # run beside the model on the same frames and faces
         self.video_info: dict[str, Any] = {}  # the opened event of the last video file
         self.video_frame = 0
         self.video_ms = 0.0
         self.held_label = ""  # live mode; kept while no session runs
         self._pending_labels: Path | None = None
+        self._pending_labels_b: Path | None = None
         self._run = 0  # which runner's events count; bumped at every start and stop
 
         self.message, self.changed, self.model_changed, self.labels_changed = Hook(), Hook(), Hook(), Hook()
         self.source_starting, self.source_failed, self.playing_changed = Hook(), Hook(), Hook()
         self.session_started, self.session_ended, self.frame = Hook(), Hook(), Hook()
+        self.second_model_changed = Hook()
 
         self.detector = detector
         self.detector_problem = ""
@@ -163,16 +174,22 @@ class SessionController:
         return r is not None and r.is_playing()
 
     @property
+    def active_track(self) -> VideoLabelTrack | None:
+        """The track of the rater being labelled (A, whose labels go into per_frame.csv, or B)."""
+        return self.track_b if self.rater == "B" else self.track
+
+    @property
     def shown_label(self) -> str:
         """The manual label to show: the held one, or in video-label mode the one under the playhead."""
         if self._video_labeling():
-            assert self.track is not None
-            return self.track.label_at(self.video_ms)
+            assert self.active_track is not None
+            return self.active_track.label_at(self.video_ms)
         return self.held_label
 
     @property
     def label_under_playhead(self) -> str:
-        return self.track.label_at(self.video_ms) if self.track is not None else ""
+        track = self.active_track
+        return track.label_at(self.video_ms) if track is not None else ""
 
     def log_action(self, kind: str, value: object = "") -> None:
         """Record a user action in the running session's actions.csv (nothing without a session)."""
@@ -219,7 +236,8 @@ class SessionController:
             return False
         self.model, self.provider = model, provider
         if self.pipeline is None and self.detector is not None:
-            self.pipeline = FramePipeline(model, self.detector, self._settings)
+            self.pipeline = FramePipeline(model, self.detector, self._settings,
+                                          extra_models=[self.second_model] if self.second_model else [])
         elif self.pipeline is not None:
             self.pipeline.set_model(model)
         if self.session is not None:
@@ -229,6 +247,46 @@ class SessionController:
             self.message.emit(f"Model {model.model_id} loaded ({model.provider}).", "info")
         self.changed.emit()
         return True
+
+    def load_second_model(self, folder: Path) -> bool:
+        """Run a second model beside the first on every frame (one detection, its own crop); a bad folder
+        is refused. Its label track is shown under the first; a session started with it also logs its
+        predictions (model_b/) and compares the two at the end (comparison.json)."""
+        if self.model is None:
+            self.message.emit("Load a model folder first; the second model runs beside it.", "error")
+            return False
+        try:
+            model = load_app_model(folder, providers=self.provider)
+        except FerError as exc:
+            self.message.emit(f"Second model refused: {exc}.", "error")
+            return False
+        self.second_model = model
+        if self.pipeline is not None:
+            self.pipeline.set_extra_models([model])
+        if self.session is not None:
+            try:
+                self.session.start_second(model, self._settings)
+            except (OSError, FerError) as exc:
+                self.message.emit(f"Cannot log the second model in {self.session.folder}: {exc}", "error")
+        self.second_model_changed.emit(model)
+        self.message.emit(f"Second model {model.model_id} runs beside {self.model.model_id} on the same frames and "
+                          "faces.", "info")
+        self.changed.emit()
+        return True
+
+    def clear_second_model(self) -> None:
+        if self.second_model is None:
+            return
+        self.second_model = None
+        if self.pipeline is not None:
+            self.pipeline.set_extra_models([])
+        if self.session is not None:
+            try:
+                self.session.stop_second()
+            except (OSError, FerError) as exc:
+                self.message.emit(f"Could not finish the second model's log: {exc}", "error")
+        self.second_model_changed.emit(None)
+        self.changed.emit()
 
     def set_provider(self, provider: str) -> bool:
         """Reload the model on another onnxruntime provider; on failure the old one stays."""
@@ -246,9 +304,12 @@ class SessionController:
     def start_camera(self, index: int, width: int = 640, height: int = 480) -> bool:
         return self._start(SourceSpec("camera", camera_index=index, width=width, height=height))
 
-    def start_video(self, path: Path, labels: Path | None = None, play: bool = True) -> bool:
-        """Open a video file; ``labels`` (start_ms,end_ms,label) are loaded into its track once it opened."""
+    def start_video(self, path: Path, labels: Path | None = None, play: bool = True,
+                    labels_b: Path | None = None) -> bool:
+        """Open a video file; ``labels`` (start_ms,end_ms,label) are loaded into rater A's track once it opened,
+        ``labels_b`` into rater B's."""
         self._pending_labels = Path(labels) if labels is not None else None
+        self._pending_labels_b = Path(labels_b) if labels_b is not None else None
         return self._start(SourceSpec("video", path=Path(path)), play=play)
 
     def _start(self, spec: SourceSpec, play: bool = True) -> bool:
@@ -283,28 +344,43 @@ class SessionController:
         spec = self.runner.spec
         try:
             recorder = SessionRecorder(new_session_dir(self.sessions_root), self.model, self._settings,
-                                       spec.describe())
+                                       spec.describe(), lag_ms=self.lag_ms)
         except (OSError, FerError) as exc:
             self.stop()
             self.message.emit(f"Cannot create the session folder in {self.sessions_root}: {exc}", "error")
             return
-        track = None
+        track = track_b = None
         if info["kind"] == "video":
             self.video_info = info
-            if self.track is not None and self._track_video == spec.path and self._pending_labels is None:
-                track = self.track  # keep the labels when the same file is opened again
+            if self.track is not None and self._track_video == spec.path and self._pending_labels is None \
+                    and self._pending_labels_b is None:
+                track, track_b = self.track, self.track_b  # keep the labels when the same file is opened again
             else:
                 track = VideoLabelTrack(1000.0 / info["fps"])
-            self.track, self._track_video = track, spec.path
+            track_b = track_b or VideoLabelTrack(1000.0 / info["fps"])
+            self.track, self.track_b, self._track_video = track, track_b, spec.path
         label_mode = "video" if track is not None and self.video_label_mode else "live"
-        session = self.session = LiveSession(recorder, info["kind"], info["fps"], info["t0"], track, label_mode)
+        session = self.session = LiveSession(recorder, info["kind"], info["fps"], info["t0"], track, label_mode,
+                                             track_b)
+        session.paint_track = self.active_track if track is not None else None
         session.log_action("source_info", f"{info['width']}x{info['height']} @ {info['fps']:.3g} fps"
                            + (f", {info['frame_count']} frames" if info.get("frame_count") else ""))
         session.log_action("label_mode", label_mode)
+        if track is not None:
+            session.log_action("rater", self.rater)
+        if self.lag_ms:
+            session.log_action("lag_ms", self.lag_ms)
+        if self.second_model is not None:
+            try:
+                session.start_second(self.second_model, self._settings)
+            except (OSError, FerError) as exc:
+                self.message.emit(f"Cannot log the second model in {session.folder}: {exc}", "error")
         self.session_started.emit(session)
         if track is not None and self._pending_labels is not None:
-            self.load_labels(self._pending_labels)
-            self._pending_labels = None
+            self.load_labels(self._pending_labels, rater="A")
+        if track is not None and self._pending_labels_b is not None:
+            self.load_labels(self._pending_labels_b, rater="B")
+        self._pending_labels = self._pending_labels_b = None
         if self.held_label and label_mode == "live":
             session.hold_label(self.held_label, "hotkey")
         if track is not None:
@@ -330,13 +406,21 @@ class SessionController:
     def _results(self) -> None:
         if self.runner is None or self.session is None:
             return
-        last = self.session.ingest(self.runner.drain())
+        session = self.session
+        last = session.ingest(self.runner.drain())
+        if session.clip_problem:  # a clip or crop write failed: saving stopped, the session goes on
+            problem, session.clip_problem = session.clip_problem, ""
+            self._keep_pixels(False)
+            self.message.emit(problem, "error")
+            self.changed.emit()
         if last is not None:
             self.frame.emit(last)
 
     def stop(self) -> dict | None:
         """Stop the source (threads joined), log what was still in flight, end the session with its score."""
         final = None
+        if self.pipeline is not None:
+            self.pipeline.set_keep_crops(False)  # the next session asks for consent again
         if self.runner is not None:
             runner, self.runner = self.runner, None
             self._run += 1  # from now on the old runner's events are ignored
@@ -357,8 +441,16 @@ class SessionController:
             if final is not None and problem is None:
                 acc = final.get("accuracy")
                 shown = "n/a (no scored segment)" if acc is None else f"{acc:.1%}"
-                self.message.emit(f"Session saved in {session.folder}. Accuracy {shown}; row appended to "
-                                  f"{session.folder.parent / 'demo_results_summary.csv'}.", "info")
+                lag = f" at an annotator lag of {self.lag_ms:g} ms" if session.recorder.lag_ms else ""
+                second = ""
+                if session.second_score is not None:
+                    acc_b = session.second_score.get("accuracy")
+                    second = (f" Second model: accuracy {'n/a' if acc_b is None else f'{acc_b:.1%}'}"
+                              + (f"; comparison.json saved." if session.comparison_json else "."))
+                self.message.emit(f"Session saved in {session.folder}. Accuracy {shown}{lag}; row appended to "
+                                  f"{session.folder.parent / 'demo_results_summary.csv'}.{second}", "info")
+            if session.comparison_problem:
+                self.message.emit(f"No comparison.json: {session.comparison_problem}", "warning")
             self.session_ended.emit(session, final)
         self.changed.emit()
         return final
@@ -372,9 +464,11 @@ class SessionController:
         """A manual label ("" = none). Video-label mode: it paints the track from the frame on screen."""
         s = self.session
         if self._video_labeling():
-            assert s is not None and s.track is not None
-            s.track.press(label, self.video_ms)
-            s.log_action("video_label", f"{label or '(none)'}@{self.video_ms:.3f}ms")
+            track = self.active_track
+            assert s is not None and track is not None
+            track.press(label, self.video_ms)
+            s.log_action("video_label" if self.rater == "A" else "video_label_b",
+                         f"{label or '(none)'}@{self.video_ms:.3f}ms")
         else:
             self.held_label = label
             if s is not None:
@@ -383,12 +477,31 @@ class SessionController:
 
     def delete_segment(self) -> None:
         """Remove the label segment under the playhead."""
+        s, track = self.session, self.active_track
+        if s is not None and s.track is not None and track is not None:
+            removed = track.delete_at(self.video_ms)
+            if removed is not None:
+                s.log_action("video_label_deleted" if self.rater == "A" else "video_label_b_deleted",
+                             f"{removed.label}@{removed.start_ms:.3f}-{removed.end_ms:.3f}ms")
+            self.labels_changed.emit()
+
+    def set_rater(self, rater: str) -> None:
+        """Label rater A (the session's manual labels, in per_frame.csv) or rater B (a second track of the
+        same video, saved as video_labels_b.csv); the keys, Load/Save labels and Delete segment follow."""
+        if rater not in ("A", "B"):
+            raise ValueError(f"rater must be 'A' or 'B', got {rater!r}")
+        if rater == self.rater:
+            return
+        old = self.active_track
+        if old is not None:
+            old.release()  # the other rater's painting ends here
+        self.rater = rater
         s = self.session
         if s is not None and s.track is not None:
-            removed = s.track.delete_at(self.video_ms)
-            if removed is not None:
-                s.log_action("video_label_deleted", f"{removed.label}@{removed.start_ms:.3f}-{removed.end_ms:.3f}ms")
-            self.labels_changed.emit()
+            s.paint_track = self.active_track
+            s.log_action("rater", rater)
+        self.labels_changed.emit()
+        self.changed.emit()
 
     def set_video_label_mode(self, on: bool) -> None:
         """Labels tied to video time (on) or held like a live camera's (off); applies to the running file too."""
@@ -397,35 +510,42 @@ class SessionController:
         if s is not None and s.track is not None:
             s.label_mode = "video" if on else "live"
             s.track.release()
+            if s.track_b is not None:
+                s.track_b.release()
             s.log_action("label_mode", s.label_mode)
             if not on:
                 s.hold_label(self.held_label, "hotkey")
             self.labels_changed.emit()
         self.changed.emit()
 
-    def load_labels(self, path: Path) -> bool:
-        """Replace the video's label track with a start_ms,end_ms,label file; a bad file is refused."""
-        if self.track is None:
+    def load_labels(self, path: Path, rater: str | None = None) -> bool:
+        """Replace the label track of ``rater`` (default: the rater being labelled) with a
+        start_ms,end_ms,label file; a bad file is refused and the track stays as it was."""
+        rater = rater or self.rater
+        track = self.track_b if rater == "B" else self.track
+        if track is None:
             self.message.emit("Open a video file first: labels files are tied to video time.", "warning")
             return False
         try:
-            self.track.load(path)
+            track.load(path)
         except FerError as exc:
             self.message.emit(f"Labels file refused: {exc}", "error")
             return False
-        self.log_action("labels_loaded", str(path))
+        self.log_action("labels_loaded" if rater == "A" else "labels_loaded_b", str(path))
         self.labels_changed.emit()
         return True
 
     def save_labels(self, path: Path) -> bool:
-        if self.track is None:
+        """Save the active rater's track as a start_ms,end_ms,label file."""
+        track = self.active_track
+        if track is None:
             return False
         try:
-            self.track.save(path)
+            track.save(path)
         except (OSError, FerError) as exc:
             self.message.emit(f"Could not save the labels: {exc}", "error")
             return False
-        self.log_action("labels_saved", str(path))
+        self.log_action("labels_saved" if self.rater == "A" else "labels_saved_b", str(path))
         self.message.emit(f"Labels saved to {path}.", "info")
         return True
 
@@ -433,8 +553,8 @@ class SessionController:
     def _position(self, frame: int, ms: float, t: float) -> None:
         self.video_frame, self.video_ms = frame, ms
         if self._video_labeling():
-            assert self.track is not None
-            self.track.moved_to(ms)
+            assert self.active_track is not None
+            self.active_track.moved_to(ms)
         self.labels_changed.emit()
 
     def toggle_play(self) -> None:
@@ -489,13 +609,40 @@ class SessionController:
         self.changed.emit()
         return True
 
+    def set_lag_ms(self, lag_ms: float) -> bool:
+        """The annotator lag (ms) the live and final scores use: manual labels move earlier by it
+        (DESIGN.md §5). Recorded in actions.csv, score.json and the summary row's lag_ms."""
+        lag = float(lag_ms)
+        if not math.isfinite(lag) or abs(lag) > MAX_LAG_MS:
+            self.message.emit(f"Lag refused: {lag_ms!r} ms is not a number within ±{MAX_LAG_MS:g} ms.", "warning")
+            self.changed.emit()
+            return False
+        self.lag_ms = lag
+        if self.session is not None:
+            self.session.set_lag(lag)
+        self.changed.emit()
+        return True
+
     def tune(self, field: str, step: float) -> bool:
         """One tuning key: ``field`` moved by ``step`` within the key's range (app.hotkeys)."""
         return self.apply_settings(tuning_change(self._settings, field, step))
 
     # ================================================================== clips (privacy)
+    @property
+    def clips_saving(self) -> bool:
+        """Whether the running session writes clips and face crops now."""
+        return self.session is not None and self.session.clips is not None
+
+    def _keep_pixels(self, keep: bool) -> None:
+        """Frames for the clip (runner) and the model's crops (pipeline) kept with each result, or not."""
+        if self.runner is not None:
+            self.runner.set_keep_images(keep)
+        if self.pipeline is not None:
+            self.pipeline.set_keep_crops(keep)
+
     def set_clips(self, on: bool) -> bool:
-        """Start or stop saving the session's frames; starting asks for consent once per session.
+        """Start or stop saving the session's frames (clips/) and the model's face crops (crops/);
+        starting asks for consent once per session.
 
         Returns whether clips are being saved now (False without a session or without consent).
         """
@@ -503,8 +650,7 @@ class SessionController:
         if not on:
             if s is not None:
                 s.stop_clips()
-            if self.runner is not None:
-                self.runner.set_keep_images(False)
+            self._keep_pixels(False)
             return False
         if s is None:
             return False
@@ -514,7 +660,10 @@ class SessionController:
             if not granted:
                 return False
             s.clip_consent = True
-        s.start_clips()
-        if self.runner is not None:
-            self.runner.set_keep_images(True)
+        try:
+            s.start_clips()
+        except (OSError, FerError) as exc:
+            self.message.emit(f"Cannot save clips in {s.folder}: {exc}", "error")
+            return False
+        self._keep_pixels(True)
         return True

@@ -34,8 +34,9 @@ class CapturedFrame:
 @dataclass
 class ProcessedFrame:
     captured: CapturedFrame
-    result: FrameResult
+    result: FrameResult  # the session model's
     processed_at: float = field(default_factory=time.perf_counter)
+    extra: list[FrameResult] = field(default_factory=list)  # further models on the same frame and face
 
     @property
     def latency_ms(self) -> float:

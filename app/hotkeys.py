@@ -32,15 +32,15 @@ TUNING_KEYS: dict[str, tuple[str, float]] = {
 LABEL_KEYS: dict[str, str] = {str(i + 1): name for i, name in enumerate(FER7)}
 LABEL_KEYS.update({"0": "", "c": ""})
 PLAYBACK_KEYS = {" ": "play_pause", ",": "step_back", ".": "step_forward"}
-OTHER_KEYS = {"o": "toggle_overlay", "q": "quit"}
+OTHER_KEYS = {"o": "toggle_overlay", "r": "toggle_rater", "q": "quit"}
 
 HELP_TEXT = ("1-7 label  ·  0/c no label  ·  [ ] alpha ∓0.05  ·  - = delta ∓0.02  ·  v b window ∓2  ·  "
-             "n m min count ∓1  ·  o overlay  ·  space play/pause  ·  , . frame step  ·  q quit")
+             "n m min count ∓1  ·  o overlay  ·  space play/pause  ·  , . frame step  ·  r rater A/B  ·  q quit")
 
 
 @dataclass(frozen=True)
 class KeyAction:
-    kind: str  # "label", "tune", "playback", "toggle_overlay", "quit"
+    kind: str  # "label", "tune", "playback", "toggle_overlay", "toggle_rater", "quit"
     value: Any = None
 
 

@@ -19,7 +19,7 @@ from typing import Callable
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QColor, QFont, QKeyEvent, QPalette
 from PySide6.QtWidgets import (
-    QApplication, QCheckBox, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QPushButton,
+    QApplication, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
     QSpinBox, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget,
 )
 
@@ -34,7 +34,7 @@ from app.widgets.banner import MessageBanner
 from app.widgets.colors import class_color
 from app.widgets.label_bar import LabelBar
 from app.widgets.model_panel import ModelPanel
-from app.widgets.playback_bar import PlaybackBar
+from app.widgets.playback_bar import PlaybackBar, RaterBox
 from app.widgets.prob_chart import ProbabilityChart
 from app.widgets.score_panel import ScorePanel
 from app.widgets.timeline import LabelTimeline
@@ -49,8 +49,8 @@ from fer_models.onnx_runtime import available_providers
 APP_TITLE = "FER demo"
 CONSENT_TEXT = (
     "Save video clips of this session to disk?\n\n"
-    "The frames the camera or file delivers (faces included) will be written as video files into this "
-    "session's folder:\n{folder}\n\n"
+    "The frames the camera or file delivers (faces included) will be written as video files, and the face "
+    "crops the model sees as images, into this session's folder:\n{folder}\n\n"
     "Only do this with the consent of everyone in view. Without clip saving the app never writes an image: "
     "the logs hold only labels, probabilities and timings. You will be asked again in every session."
 )
@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
             settings=self.config.pipeline_settings(), sessions_root=sessions_root,
             provider=provider or self.config.provider or "auto", detector=detector, source_opener=source_opener,
             runner_factory=runner_factory or SourceRunner, speed=self.config.speed,
-            ask_consent=lambda folder: ask_consent(self, folder))
+            ask_consent=lambda folder: ask_consent(self, folder), lag_ms=self.config.lag_ms)
         self._save_timer = QTimer(self, singleShot=True, interval=400)
         self._save_timer.timeout.connect(self.save_config)
 
@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
         c.session_started.connect(self._session_started)
         c.session_ended.connect(self._session_ended)
         c.frame.connect(self._display)
+        c.second_model_changed.connect(self._second_model_changed)
         self._sync()
         c.open_initial_model(model_dir, self.config.model_dir)
 
@@ -115,6 +116,17 @@ class MainWindow(QMainWindow):
     def _build_ui(self) -> None:
         classes = list(FER7)
         c = self.controller
+        menu = self.menuBar().addMenu("&Model")
+        self.open_model_action = QAction("Open model folder…", self)
+        self.open_model_action.triggered.connect(self._open_model_clicked)
+        self.open_second_action = QAction("Open second model…", self)
+        self.open_second_action.setToolTip("Run a second model on the same frames and faces; its label track is "
+                                           "shown under the first")
+        self.open_second_action.triggered.connect(self._open_second_model_clicked)
+        self.remove_second_action = QAction("Remove second model", self)
+        self.remove_second_action.triggered.connect(c.clear_second_model)
+        for action in (self.open_model_action, self.open_second_action, self.remove_second_action):
+            menu.addAction(action)
         tb = QToolBar("Source")
         tb.setMovable(False)
         tb.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -153,7 +165,8 @@ class MainWindow(QMainWindow):
         tb.addAction(self.overlay_action)
         self.clips_box = QCheckBox("Save clips")
         self.clips_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.clips_box.setToolTip("Write the session's frames to disk (asks for consent every session)")
+        self.clips_box.setToolTip("Write the session's frames and the model's face crops to disk (asks for "
+                                  "consent every session)")
         self.clips_box.toggled.connect(self._clips_toggled)
         tb.addWidget(self.clips_box)
         tb.addSeparator()
@@ -180,12 +193,23 @@ class MainWindow(QMainWindow):
         self.playback.save_labels.connect(self._save_labels_clicked)
         self.playback.delete_segment.connect(c.delete_segment)
         lv.addWidget(self.playback)
-        self.video_bar = VideoLabelBar(classes)
+        self.video_bar = VideoLabelBar(classes, "Rater A")
         self.video_bar.seek_requested.connect(c.seek)
+        self.video_bar.setToolTip("Rater A's labels (the session's manual labels); click or drag to seek")
         lv.addWidget(self.video_bar)
+        self.video_bar_b = VideoLabelBar(classes, "Rater B")
+        self.video_bar_b.seek_requested.connect(c.seek)
+        self.video_bar_b.setToolTip("Rater B's labels of the same video (video_labels_b.csv); click or drag to seek")
+        lv.addWidget(self.video_bar_b)
         self.label_bar = LabelBar(classes)
         self.label_bar.label_clicked.connect(lambda lab: c.set_label(lab, source="click"))
-        lv.addWidget(self.label_bar)
+        self.rater_box = RaterBox()
+        self.rater_box.rater_changed.connect(c.set_rater)
+        label_row = QHBoxLayout()
+        label_row.setSpacing(6)
+        label_row.addWidget(self.label_bar, 1)
+        label_row.addWidget(self.rater_box)
+        lv.addLayout(label_row)
         self.help_label = QLabel(HELP_TEXT)
         self.help_label.setStyleSheet("color: #9aa0a6")
         self.help_label.setWordWrap(True)
@@ -205,9 +229,16 @@ class MainWindow(QMainWindow):
         self.label_display.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.label_display.setMinimumHeight(52)
         rv.addWidget(self.label_display)
+        self.second_display = QLabel("")
+        self.second_display.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.second_display.setWordWrap(True)  # a long model id must not widen the window
+        self.second_display.setVisible(False)
+        rv.addWidget(self.second_display)
         self.chart = ProbabilityChart(classes)
         rv.addWidget(self.chart)
         self.score_panel = ScorePanel()
+        self.score_panel.set_lag(c.lag_ms)
+        self.score_panel.lag_changed.connect(c.set_lag_ms)
         rv.addWidget(self.score_panel)
         self.tabs = QTabWidget()
         self.tabs.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -241,6 +272,8 @@ class MainWindow(QMainWindow):
     def _show_video_controls(self, visible: bool) -> None:
         self.playback.setVisible(visible)
         self.video_bar.setVisible(visible)
+        self.video_bar_b.setVisible(visible)
+        self.rater_box.setVisible(visible)
 
     # ================================================================== controller hooks
     def _sync(self) -> None:
@@ -251,17 +284,31 @@ class MainWindow(QMainWindow):
         self.playback.label_mode.blockSignals(True)
         self.playback.label_mode.setChecked(c.video_label_mode)
         self.playback.label_mode.blockSignals(False)
+        self.rater_box.set_rater(c.rater)
+        self.video_bar.set_active(c.rater == "A")
+        self.video_bar_b.set_active(c.rater == "B")
+        self.video_view.manual_title = "Manual" if c.rater == "A" else "Rater B"
+        self.score_panel.set_lag(c.lag_ms)
+        self.remove_second_action.setEnabled(c.second_model is not None)
+        self.open_second_action.setEnabled(c.model is not None)
         self.model_panel.set_provider(c.provider)
         self.start_camera_btn.setEnabled(c.pipeline is not None)
         self.open_video_btn.setEnabled(c.pipeline is not None)
         self.stop_btn.setEnabled(c.running)
         self.clips_box.setEnabled(c.session is not None)
+        self._set_clips_box(c.clips_saving)
         self._save_timer.start()
 
     def _model_changed(self, model: FerModel | None, problem: str) -> None:
         self.model_panel.show_model(model, problem)
         if model is not None:
             self.tuning.set_card_margin(model.card.crop_margin)
+
+    def _second_model_changed(self, model: FerModel | None) -> None:
+        self.timeline.set_second(model.model_id if model is not None else "")
+        self.second_display.setVisible(model is not None)
+        self.second_display.setText(f"Model B ({model.model_id}): —" if model is not None else "")
+        self.model_panel.show_second(model)
 
     def _source_starting(self, spec: SourceSpec) -> None:
         self.banner.clear()
@@ -279,6 +326,8 @@ class MainWindow(QMainWindow):
         if session.track is not None:
             self.video_bar.set_video(c.video_info["frame_count"], c.video_info["fps"],
                                      lambda: c.track.intervals if c.track is not None else ())
+            self.video_bar_b.set_video(c.video_info["frame_count"], c.video_info["fps"],
+                                       lambda: c.track_b.intervals if c.track_b is not None else ())
         self._show_video_controls(session.kind == "video")
         self.session_label.setText(f"Session: {session.folder}")
         self.score_panel.show_score(None)
@@ -301,6 +350,7 @@ class MainWindow(QMainWindow):
             self.playback.set_position(c.video_frame, count, c.video_ms, count * 1000.0 / fps,
                                        c.label_under_playhead)
             self.video_bar.set_position(c.video_frame, c.track.held if c.track is not None else "")
+            self.video_bar_b.set_position(c.video_frame, c.track_b.held if c.track_b is not None else "")
 
     # ================================================================== frames and figures
     def _display(self, item: ProcessedFrame) -> None:
@@ -322,6 +372,14 @@ class MainWindow(QMainWindow):
             self.label_display.setText("(unstable)" if r.face is not None else "no face")
             self.label_display.setStyleSheet("background: #2b2e33; color: #c8ccd2; border-radius: 8px")
         self.timeline.set_points(session.timeline)
+        if item.extra and self.controller.second_model is not None:
+            b = item.extra[0]
+            conf = f" {b.confidence:.0%}" if b.label and b.confidence is not None else ""
+            shown = f"{b.label}{conf}" if b.label else ("(unstable)" if b.face is not None else "no face")
+            self.second_display.setText(f"Model B ({self.controller.second_model.model_id}): {shown}")
+            color = class_color(b.label, classes) if b.label else None
+            self.second_display.setStyleSheet(f"color: {color.name()}; font-weight: bold" if color
+                                              else "color: #c8ccd2")
 
     def _update_stats(self) -> None:
         s, runner = self.controller.session, self.controller.runner
@@ -347,6 +405,13 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Open model folder", str(model.folder.parent) if model else "")
         if folder:
             self.controller.load_model(Path(folder))
+
+    def _open_second_model_clicked(self) -> None:
+        model = self.controller.second_model or self.controller.model
+        folder = QFileDialog.getExistingDirectory(self, "Open second model folder",
+                                                  str(model.folder.parent) if model else "")
+        if folder:
+            self.controller.load_second_model(Path(folder))
 
     def _start_camera_clicked(self) -> None:
         w, h = self.resolution.currentData()
@@ -380,9 +445,8 @@ class MainWindow(QMainWindow):
         self.controller.log_action("overlay", "on" if on else "off")
 
     def _clips_toggled(self, on: bool) -> None:
-        saving = self.controller.set_clips(on)
-        if saving != on:
-            self._set_clips_box(saving)
+        # always show the outcome: the consent dialog is modal, and a repaint meanwhile may have reset the box
+        self._set_clips_box(self.controller.set_clips(on))
 
     def _set_clips_box(self, on: bool) -> None:
         self.clips_box.blockSignals(True)
@@ -412,6 +476,8 @@ class MainWindow(QMainWindow):
              "step_forward": lambda: c.step(1)}[action.value]()
         elif action.kind == "toggle_overlay":
             self.overlay_action.toggle()
+        elif action.kind == "toggle_rater":
+            c.set_rater("B" if c.rater == "A" else "A")
         elif action.kind == "quit":
             self.close()
         event.accept()
@@ -419,7 +485,7 @@ class MainWindow(QMainWindow):
     # ================================================================== persistence & shutdown
     def save_config(self) -> None:
         c, cfg = self.controller, self.config
-        cfg.pipeline, cfg.provider, cfg.speed = c.settings.to_dict(), c.provider, c.speed
+        cfg.pipeline, cfg.provider, cfg.speed, cfg.lag_ms = c.settings.to_dict(), c.provider, c.speed, c.lag_ms
         if c.model is not None:
             cfg.model_dir = str(Path(c.model.folder).resolve())
         try:
@@ -458,13 +524,17 @@ def run_gui(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("fer-demo")
     apply_dark_palette(app)  # type: ignore[arg-type]
-    win = MainWindow(model_dir=args.model, provider=None if args.provider == "auto" else args.provider,
+    models = list(args.model or [])
+    win = MainWindow(model_dir=models[0] if models else None,
+                     provider=None if args.provider == "auto" else args.provider,
                      sessions_root=getattr(args, "sessions_dir", None))
     win.show()
+    if len(models) > 1:
+        win.controller.load_second_model(models[1])
     if args.camera is not None:
         win.controller.start_camera(args.camera, *win.resolution.currentData())
     elif args.video is not None:
-        win.controller.start_video(args.video, labels=args.labels)
+        win.controller.start_video(args.video, labels=args.labels, labels_b=getattr(args, "labels_b", None))
     shot = getattr(args, "screenshot", None)
     if shot:
         def grab() -> None:

@@ -2,7 +2,7 @@
 
 Lives in its own QThread. The pipeline is the Qt-free FramePipeline; settings and
 model changes reach it through its own lock (update_settings / set_model), so
-this loop only ever calls ``process``.
+this loop only ever calls ``process_all`` (one detection, then every model the pipeline holds).
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ class ProcessingWorker(QObject):
                 if frame is None:
                     continue
                 try:
-                    result = self.pipeline.process(frame.image, frame.t_sec)
+                    results = self.pipeline.process_all(frame.image, frame.t_sec)
                 except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the session
                     message = f"Processing failed: {exc}"
                     if message != self._last_error:  # do not flood the GUI with the same message
                         self._last_error = message
                         self.error.emit(message + "\n" + traceback.format_exc(limit=2))
                     continue
-                if self.mailbox.push(ProcessedFrame(frame, result)):
+                if self.mailbox.push(ProcessedFrame(frame, results[0], extra=results[1:])):
                     self.results_ready.emit()
         finally:
             self.finished.emit()

@@ -20,7 +20,7 @@ from fer_models.files import write_json
 from fer_models.errors import ArtifactError, ArtifactWriteError
 from fer_models.model_folder import FerModel
 from fer_models.pipeline import FrameResult, PipelineSettings
-from fer_models.scoring import DEFAULT_SCORING, ScoringParams, append_demo_summary, score_session
+from fer_models.scoring import DEFAULT_SCORING, ScoringParams, append_demo_summary, apply_lag, score_session
 from fer_models.scoring_cli import score_file
 from fer_models.session_log import SessionLogger, logged_float
 
@@ -28,6 +28,10 @@ from fer_models.session_log import SessionLogger, logged_float
 def as_logged_time(time_sec: float) -> float:
     """``time_sec`` as fer-score reads it back from per_frame.csv, so the live score equals fer-score's."""
     return logged_float(time_sec)
+
+
+def _num(v: float) -> float | int:
+    return int(v) if float(v).is_integer() else v
 
 
 def user_data_dir() -> Path:
@@ -105,7 +109,7 @@ class SessionRecorder:
     """
 
     def __init__(self, folder: Path, model: FerModel, settings: PipelineSettings, source: str,
-                 scoring: ScoringParams = DEFAULT_SCORING):
+                 scoring: ScoringParams = DEFAULT_SCORING, lag_ms: float = 0.0, summary_name: str | None = None):
         self.folder = Path(folder)
         found = existing_session_files(self.folder) if self.folder.is_dir() else []
         if found:
@@ -123,6 +127,9 @@ class SessionRecorder:
         self._score_manual: list[str] = []
         self.scoring = scoring  # the thresholds of the live score, the final score and the summary row
         self._live_score = LiveScore(scoring)  # the same rows, scored incrementally (flat cost per update)
+        # the annotator lag (DESIGN.md §5) the live and final scores use; recorded in score.json and the summary
+        self.lag_ms = float(lag_ms)
+        self.summary_name = summary_name  # the summary row's "session" (default: the folder's name)
         try:
             self._copy_card(model)
             self.write_settings()
@@ -166,6 +173,13 @@ class SessionRecorder:
         self.settings = settings
         self.write_settings()
 
+    def set_lag(self, lag_ms: float, time_sec: float) -> None:
+        """Score with this annotator lag from now on (live score, score.json, summary row); logged."""
+        lag = float(lag_ms)
+        if lag != self.lag_ms:
+            self.lag_ms = lag
+            self.logger.log_action(time_sec, "set_lag_ms", lag)
+
     def set_manual_label(self, label: str, time_sec: float, source: str = "hotkey") -> None:
         if label == self.manual_label:
             return
@@ -192,18 +206,25 @@ class SessionRecorder:
         """Score the rows logged so far from memory; equal to ``score()`` / fer-score on the same rows.
 
         ``params`` (default: the session's ``scoring``) or single ``min_hold_ms`` / ``exclusion_ms`` /
-        ``lock_ms`` overrides choose other thresholds; those are scored from the rows kept in memory.
+        ``lock_ms`` overrides choose other thresholds; those, and a nonzero ``lag_ms``, are scored from
+        the rows kept in memory (``score_session`` over the lagged labels, as ``fer-score --lag-ms``).
         """
         p = replace(params or self.scoring, **overrides)
-        if p == self._live_score.params:
+        if p == self._live_score.params and not self.lag_ms:
             return self._live_score.result()
-        return score_session(self._score_time, self._score_pred, self._score_manual, p.min_hold_ms,
-                             p.exclusion_ms, p.lock_ms)
+        manual = apply_lag(self._score_time, self._score_manual, self.lag_ms) if self.lag_ms else self._score_manual
+        result = score_session(self._score_time, self._score_pred, manual, p.min_hold_ms, p.exclusion_ms, p.lock_ms)
+        return self._with_lag(result)
+
+    def _with_lag(self, result: dict) -> dict:
+        """A nonzero lag leads the result, as in ``fer-score --lag-ms L --json``; lag 0 keeps the plain keys."""
+        return {"lag_ms": _num(self.lag_ms), **result} if self.lag_ms else result
 
     def score(self, params: ScoringParams | None = None) -> dict:
         """Score what has been written so far, with the same function as fer-score (the CSV streamed)."""
         p = params or self.scoring
-        return score_file(self.folder / "per_frame.csv", p.min_hold_ms, p.exclusion_ms, p.lock_ms)
+        return self._with_lag(score_file(self.folder / "per_frame.csv", p.min_hold_ms, p.exclusion_ms, p.lock_ms,
+                                         lag_ms=self.lag_ms))
 
     def close(self, time_sec: float, summary_csv: Path | None = None) -> dict | None:
         """End the session: finish the open label segment, score, write score.json, then append the summary row.
@@ -226,8 +247,9 @@ class SessionRecorder:
         summary_csv = Path(summary_csv) if summary_csv else (self.folder.parent / "demo_results_summary.csv")
         s = self.settings
         append_demo_summary(summary_csv, {
-            "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "session": self.folder.name,
+            "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "session": self.summary_name or self.folder.name,
             "per_frame_csv": str(self.folder / "per_frame.csv"), "model_id": self.model.model_id,
             "alpha": s.alpha, "delta": s.delta, "window": s.window, "window_ms": s.window_ms,
-            "min_count": s.min_count, **self.scoring.to_dict(), **result})
+            "min_count": s.min_count, **self.scoring.to_dict(), **result, "lag_ms": self.lag_ms})
         return result

@@ -135,6 +135,30 @@ def prepare_face(face_img: np.ndarray, spec: CropSpec) -> np.ndarray:
 
 def crop_face(frame: np.ndarray, box: Sequence[float], landmarks: np.ndarray | None, spec: CropSpec) -> np.ndarray:
     """Live path: align, square-crop with margin, then ``prepare_face``. Deterministic."""
+    return crop_face_and_image(frame, box, landmarks, spec, keep_image=False)[0]
+
+
+def face_image(face_img: np.ndarray, spec: CropSpec) -> np.ndarray:
+    """The face as a data-set image: the card's colour mode at its input size, uint8, *without* CLAHE.
+
+    Saved session crops become training data (``fer-train mine``), and the training pipeline
+    applies the card's CLAHE itself, as it does to FER2013's raw faces; a crop saved after CLAHE
+    would get it twice. Grey (S, S) for a ``gray`` card, RGB (S, S, 3) for an ``rgb`` one.
+    """
+    img = np.asarray(face_img)
+    if img.dtype != np.uint8:
+        raise ValueError(f"face image must be uint8, got {img.dtype}")
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY if spec.color == "gray" else cv2.COLOR_BGR2RGB)
+    elif spec.color == "rgb":
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(_resize(img, spec.input_size))
+
+
+def crop_face_and_image(frame: np.ndarray, box: Sequence[float], landmarks: np.ndarray | None, spec: CropSpec,
+                        keep_image: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """``crop_face``'s tensor and, with ``keep_image``, the same aligned crop as ``face_image`` (what the app
+    saves with consent), from one alignment so that both show exactly the same face."""
     crop = align_and_crop(frame, box, landmarks, spec.crop_margin, spec.align_eyes,
                           max_side=WORK_SCALE * spec.input_size)
-    return prepare_face(crop, spec)
+    return prepare_face(crop, spec), (face_image(crop, spec) if keep_image else None)

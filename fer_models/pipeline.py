@@ -1,8 +1,10 @@
 """The per-frame pipeline shared by the live app and headless replays.
 
 detect -> align + crop -> ONNX -> calibration -> smoothing, each stage timed.
-Settings arrive as plain values under a lock and take effect on the next frame,
-so the GUI never touches the pipeline's state directly.
+One detection per frame feeds every model the pipeline holds (the session's model and,
+for comparisons, more), each with its own crop and smoother. Settings arrive as plain
+values under a lock and take effect on the next frame, so the GUI never touches the
+pipeline's state directly.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from fer_models.detector import Face, FaceDetector
-from fer_models.face_crop import CropSpec, crop_face
+from fer_models.face_crop import CropSpec, crop_face_and_image
 from fer_models.model_folder import FerModel
 from fer_models.session_log import STAGES
 from fer_models.temporal import Smoother
@@ -86,6 +88,8 @@ class FrameResult:
     label_index: int | None
     label: str | None  # None = unstable or no face
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # the aligned face crop the model saw, before CLAHE (``face_crop.face_image``), only while the pipeline keeps crops
+    crop: np.ndarray | None = None
 
     @property
     def confidence(self) -> float | None:
@@ -107,17 +111,27 @@ class FrameResult:
 
 
 class FramePipeline:
-    """Thread-safe holder of model, detector, smoother and settings; ``process`` runs one frame."""
+    """Thread-safe holder of the detector, the models, their smoothers and the settings.
 
-    def __init__(self, model: FerModel, detector: FaceDetector, settings: PipelineSettings | None = None):
+    ``process_all`` runs one frame: one detection (shared), then for every model its own crop (each
+    model card may ask for another input size, colour, margin or CLAHE), inference, calibration and
+    smoothing. The first model is the session's model (``process`` returns its result); further
+    models (``set_extra_models``: the window's second model, the A/B replay) see the very same face
+    box and landmarks, so a comparison never mixes detector differences into model differences.
+    """
+
+    def __init__(self, model: FerModel, detector: FaceDetector, settings: PipelineSettings | None = None,
+                 extra_models: Sequence[FerModel] = ()):
         self._lock = threading.Lock()
-        self._model = model
         self._detector = detector
         self._settings = (settings or PipelineSettings()).validated()
-        self._smoother = Smoother(**self._settings.smoothing())
-        self._crop = model.crop_spec(**self._settings.crop_overrides())
+        self._models: list[FerModel] = [model, *extra_models]
+        self._crops = [m.crop_spec(**self._settings.crop_overrides()) for m in self._models]
+        self._smoothers = [Smoother(**self._settings.smoothing()) for _ in self._models]
+        self._smoother_models: list[FerModel] = list(self._models)  # the model each smoother belongs to
         self._applied = self._settings
-        self._dirty_model = False
+        self._reset_pending = False
+        self._keep_crops = False
         self._last_face: Face | None = None
         self._since_full = 0
 
@@ -130,42 +144,75 @@ class FramePipeline:
     @property
     def model(self) -> FerModel:
         with self._lock:
-            return self._model
+            return self._models[0]
+
+    @property
+    def extra_models(self) -> list[FerModel]:
+        with self._lock:
+            return list(self._models[1:])
+
+    @property
+    def keep_crops(self) -> bool:
+        with self._lock:
+            return self._keep_crops
 
     def update_settings(self, **changes: Any) -> PipelineSettings:
         """Validate and store new values; the worker applies them before its next frame."""
         with self._lock:
             new = replace(self._settings, **changes).validated()
             self._settings = new
-            self._crop = self._model.crop_spec(**new.crop_overrides())  # built once per change, not per frame
+            # built once per change, not per frame
+            self._crops = [m.crop_spec(**new.crop_overrides()) for m in self._models]
             return new
 
     def set_model(self, model: FerModel) -> None:
+        """Swap the session's model (its smoothing starts afresh from the next frame)."""
         with self._lock:
-            self._model = model
-            self._crop = model.crop_spec(**self._settings.crop_overrides())
-            self._dirty_model = True
+            self._models = [model, *self._models[1:]]
+            self._crops = [model.crop_spec(**self._settings.crop_overrides()), *self._crops[1:]]
+
+    def set_extra_models(self, models: Sequence[FerModel]) -> None:
+        """The models run beside the session's model on every frame ([] for none)."""
+        with self._lock:
+            self._models = [self._models[0], *models]
+            self._crops = [m.crop_spec(**self._settings.crop_overrides()) for m in self._models]
+
+    def set_keep_crops(self, keep: bool) -> None:
+        """Attach the session model's input image (``FrameResult.crop``) to every result; only for clip
+        saving, which the app allows after the user's consent."""
+        with self._lock:
+            self._keep_crops = bool(keep)
 
     def reset(self) -> None:
+        """Forget the smoothing state and the tracked face before the next frame."""
         with self._lock:
-            self._smoother.reset()
+            self._reset_pending = True
             self._last_face = None
 
     # -- processing (worker thread) ------------------------------------------------------
-    def _apply_pending(self) -> tuple[PipelineSettings, FerModel, CropSpec]:
+    def _apply_pending(self) -> tuple[PipelineSettings, list[FerModel], list[CropSpec], list[Smoother], bool]:
         with self._lock:
-            s, model, crop = self._settings, self._model, self._crop
+            s, models, crops = self._settings, list(self._models), list(self._crops)
             if s != self._applied:
-                self._smoother.configure(alpha=s.alpha, delta=s.delta, window=s.window, min_count=s.min_count,
-                                         window_ms=s.window_ms)
+                for sm in self._smoothers:
+                    sm.configure(alpha=s.alpha, delta=s.delta, window=s.window, min_count=s.min_count,
+                                 window_ms=s.window_ms)
                 self._detector.min_face = s.min_face
                 if s.score_threshold != self._applied.score_threshold:
                     self._detector.set_score_threshold(s.score_threshold)
                 self._applied = s
-            if self._dirty_model:
-                self._smoother.reset()
-                self._dirty_model = False
-            return s, model, crop
+            smoothers = []
+            for i, m in enumerate(models):  # a model that changed gets a fresh smoother
+                if i < len(self._smoother_models) and self._smoother_models[i] is m:
+                    sm = self._smoothers[i]
+                    if self._reset_pending:
+                        sm.reset()
+                else:
+                    sm = Smoother(**s.smoothing())
+                smoothers.append(sm)
+            self._smoothers, self._smoother_models = smoothers, list(models)
+            self._reset_pending = False
+            return s, models, crops, list(smoothers), self._keep_crops
 
     def _find_face(self, frame_bgr: np.ndarray, redetect_every: int) -> Face | None:
         """Track near the last face between full detections; fall back to a full one when it is lost."""
@@ -182,25 +229,47 @@ class FramePipeline:
         return face
 
     def process(self, frame_bgr: np.ndarray, t_sec: float) -> FrameResult:
-        s, model, crop = self._apply_pending()
+        """One frame through every model; the session model's result (see ``process_all``)."""
+        return self.process_all(frame_bgr, t_sec)[0]
+
+    def process_all(self, frame_bgr: np.ndarray, t_sec: float) -> list[FrameResult]:
+        """One frame: a single detection, then each model's crop, inference, calibration and smoothing.
+
+        One result per model, the session model first. Every result carries the same face; its
+        timings hold the shared detection time and the model's own crop/infer/smooth times, and
+        ``total`` is their sum.
+        """
+        s, models, crops, smoothers, keep = self._apply_pending()
         t0 = time.perf_counter()
         face = self._find_face(frame_bgr, s.redetect_every)
-        t1 = time.perf_counter()
-        timings = {"detect": (t1 - t0) * 1e3}
+        detect_ms = (time.perf_counter() - t0) * 1e3
         if face is None:
-            self._smoother.reset()
-            timings.update(crop=0.0, infer=0.0, smooth=0.0, total=(time.perf_counter() - t0) * 1e3)
-            return FrameResult(None, None, None, None, None, timings)
-        tensor = crop_face(frame_bgr, face.box, face.landmarks, crop)
+            out = []
+            for sm in smoothers:
+                sm.reset()
+                out.append(FrameResult(None, None, None, None, None,
+                                       {"detect": detect_ms, "crop": 0.0, "infer": 0.0, "smooth": 0.0,
+                                        "total": detect_ms}))
+            return out
+        return [self._classify(frame_bgr, face, t_sec, model, crop, sm, detect_ms, keep and i == 0)
+                for i, (model, crop, sm) in enumerate(zip(models, crops, smoothers))]
+
+    @staticmethod
+    def _classify(frame_bgr: np.ndarray, face: Face, t_sec: float, model: FerModel, crop: CropSpec,
+                  smoother: Smoother, detect_ms: float, keep_crop: bool) -> FrameResult:
+        t1 = time.perf_counter()
+        tensor, image = crop_face_and_image(frame_bgr, face.box, face.landmarks, crop, keep_image=keep_crop)
         t2 = time.perf_counter()
         probs = model.probs(tensor[None])[0]
         t3 = time.perf_counter()
-        idx = self._smoother.update(probs, t_sec)
-        smoothed = self._smoother.smoothed
+        idx = smoother.update(probs, t_sec)
+        smoothed = smoother.smoothed
         thresholds = model.calibration.thresholds
         if idx is not None and thresholds is not None and smoothed is not None and smoothed[idx] < thresholds[idx]:
             idx = None  # per-class threshold not reached: show no label rather than a weak one
         t4 = time.perf_counter()
-        timings.update(crop=(t2 - t1) * 1e3, infer=(t3 - t2) * 1e3, smooth=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
+        timings = {"detect": detect_ms, "crop": (t2 - t1) * 1e3, "infer": (t3 - t2) * 1e3,
+                   "smooth": (t4 - t3) * 1e3}
+        timings["total"] = detect_ms + (t4 - t1) * 1e3
         label = model.classes[idx] if idx is not None else None
-        return FrameResult(face, probs, smoothed, idx, label, timings)
+        return FrameResult(face, probs, smoothed, idx, label, timings, image)

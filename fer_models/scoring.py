@@ -92,6 +92,24 @@ def _check_times(t: np.ndarray) -> None:
         raise ScoringInputError(f"row {i + 1}: time goes backwards ({t[i - 1]:.3f} s -> {t[i]:.3f} s)", i)
 
 
+def _scored_segments(t: np.ndarray, m: Sequence[str | None], min_hold_ms: float, exclusion_ms: float):
+    """The scored segments of DESIGN.md §5, as (first_row, last_row, label, scored_rows).
+
+    A segment is scored when it has a label and lasts at least ``min_hold_ms``; its scored rows are
+    those with time in [first + exclusion, last - exclusion] (1e-9 s tolerance). The one definition
+    of which rows count, shared by ``score_session`` and ``segment_tallies``.
+    """
+    min_hold, excl, eps = min_hold_ms / 1000.0, exclusion_ms / 1000.0, 1e-9
+    for first, last, label in label_segments(m):
+        if label is None:
+            continue
+        t0, t1 = t[first], t[last]
+        if t1 - t0 < min_hold - eps:
+            continue
+        rows = [r for r in range(first, last + 1) if t0 + excl - eps <= t[r] <= t1 - excl + eps]
+        yield first, last, label, rows
+
+
 def score_session(time_sec: Sequence[float], pred: Sequence[str], manual: Sequence[str],
                   min_hold_ms: float = DEFAULT_SCORING.min_hold_ms, exclusion_ms: float = DEFAULT_SCORING.exclusion_ms,
                   lock_ms: float = DEFAULT_SCORING.lock_ms, classes: Sequence[str] = FER7) -> dict:
@@ -108,21 +126,17 @@ def score_session(time_sec: Sequence[float], pred: Sequence[str], manual: Sequen
     p = _normalise_labels(pred, classes, "pred_label")
     m = _normalise_labels(manual, classes, "manual_label")
 
-    min_hold, excl, lock = min_hold_ms / 1000.0, exclusion_ms / 1000.0, lock_ms / 1000.0
+    lock = lock_ms / 1000.0
     eps = 1e-9
     scored_rows: list[int] = []
     lock_times: list[float] = []
     n_segments = 0
-    for first, last, label in label_segments(m):
-        if label is None:
-            continue
-        t0, t1 = t[first], t[last]
-        if t1 - t0 < min_hold - eps:
-            continue
+    for first, last, label, seg_scored in _scored_segments(t, m, min_hold_ms, exclusion_ms):
         n_segments += 1
+        t0, t1 = t[first], t[last]
         rows = np.arange(first, last + 1)
         seg_t = t[first:last + 1]
-        scored_rows += [int(r) for r in rows if t0 + excl - eps <= t[r] <= t1 - excl + eps]
+        scored_rows += seg_scored
         # time-to-lock: the earliest row time ts with ts + lock <= t_last such that every row
         # with time in [ts, ts + lock] predicts the label; prefix sums of misses make it linear.
         miss = np.concatenate([[0], np.cumsum([p[r] != label for r in rows])])
@@ -164,6 +178,98 @@ def score_session(time_sec: Sequence[float], pred: Sequence[str], manual: Sequen
         "n_scored_frames": n_scored,
         "n_segments": n_segments,
     }
+
+
+def scored_rows(time_sec: Sequence[float], manual: Sequence[str], min_hold_ms: float = DEFAULT_SCORING.min_hold_ms,
+                exclusion_ms: float = DEFAULT_SCORING.exclusion_ms, classes: Sequence[str] = FER7) -> list[int]:
+    """The 0-based rows that transition-fair scoring scores (those of ``score_session``), in order."""
+    t = np.asarray([float(x) for x in time_sec], dtype=np.float64)
+    if len(manual) != len(t):
+        raise ScoringInputError(f"time_sec and manual_label have different lengths ({len(t)}, {len(manual)})")
+    _check_times(t)
+    m = _normalise_labels(manual, classes, "manual_label")
+    return [r for *_, rows in _scored_segments(t, m, min_hold_ms, exclusion_ms) for r in rows]
+
+
+@dataclass(frozen=True)
+class SegmentTallies:
+    """Per scored segment, the counts that accuracy and macro-F1 are made of (DESIGN.md §5).
+
+    Only segments with at least one scored row are kept (the others add nothing to either metric).
+    ``label`` (S,) is the segment's class index, ``n_scored`` and ``n_correct`` (S,) its scored rows and
+    the correct ones, ``pred_counts`` (S, K) its scored rows predicting each class (an unstable row
+    predicts none), ``first_row`` (S,) the segment's first row. Summing them with weights (how often
+    a bootstrap resample drew each segment) gives the metrics of the resample: ``metrics``.
+    """
+
+    classes: tuple[str, ...]
+    label: np.ndarray
+    n_scored: np.ndarray
+    n_correct: np.ndarray
+    pred_counts: np.ndarray
+    first_row: np.ndarray
+
+    def metrics(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Accuracy and macro-F1 for each row of ``weights`` (R, S) (default: every segment once).
+
+        With weights all one this is ``score_session``'s accuracy and macro-F1 on the same rows
+        (macro-F1 over the classes that occur as manual labels among the weighted scored rows).
+        Rows of weights that select no scored row give NaN.
+        """
+        s = len(self.label)
+        w = np.ones((1, s)) if weights is None else np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        k = len(self.classes)
+        onehot = np.zeros((s, k))
+        onehot[np.arange(s), self.label] = 1.0
+        n = w @ self.n_scored
+        correct = w @ self.n_correct
+        true = w @ (onehot * self.n_scored[:, None])
+        tp = w @ (onehot * self.n_correct[:, None])
+        pred = w @ self.pred_counts
+        with np.errstate(invalid="ignore", divide="ignore"):
+            accuracy = correct / n
+            f1 = np.where(true > 0, 2 * tp / np.maximum(true + pred, 1e-300), np.nan)
+            present = (true > 0).sum(axis=1)
+            macro = np.where(present > 0, np.nansum(f1, axis=1) / np.maximum(present, 1), np.nan)
+        return accuracy, macro
+
+
+def segment_tallies(time_sec: Sequence[float], pred: Sequence[str], manual: Sequence[str],
+                    min_hold_ms: float = DEFAULT_SCORING.min_hold_ms,
+                    exclusion_ms: float = DEFAULT_SCORING.exclusion_ms,
+                    classes: Sequence[str] = FER7) -> SegmentTallies:
+    """The per-segment counts behind accuracy and macro-F1, for a bootstrap over label segments.
+
+    Scored segments and rows are chosen by the same code as ``score_session`` (``_scored_segments``),
+    so a resample's metrics are the protocol's metrics of the resampled segments.
+    """
+    t = np.asarray([float(x) for x in time_sec], dtype=np.float64)
+    if len(pred) != len(t) or len(manual) != len(t):
+        raise ScoringInputError(f"time_sec, pred_label and manual_label have different lengths "
+                                f"({len(t)}, {len(pred)}, {len(manual)})")
+    _check_times(t)
+    p = _normalise_labels(pred, classes, "pred_label")
+    m = _normalise_labels(manual, classes, "manual_label")
+    index = {c: i for i, c in enumerate(classes)}
+    label, n_scored, n_correct, counts, first_rows = [], [], [], [], []
+    for first, _last, lab, rows in _scored_segments(t, m, min_hold_ms, exclusion_ms):
+        if not rows:
+            continue
+        row_counts = np.zeros(len(classes))
+        correct = 0
+        for r in rows:
+            if p[r] is not None:
+                row_counts[index[p[r]]] += 1
+            correct += p[r] == lab
+        label.append(index[lab])
+        n_scored.append(len(rows))
+        n_correct.append(correct)
+        counts.append(row_counts)
+        first_rows.append(first)
+    return SegmentTallies(tuple(classes), np.asarray(label, dtype=np.int64), np.asarray(n_scored, dtype=np.float64),
+                          np.asarray(n_correct, dtype=np.float64),
+                          np.asarray(counts, dtype=np.float64).reshape(-1, len(classes)),
+                          np.asarray(first_rows, dtype=np.int64))
 
 
 _EPS = 1e-9  # the tolerance score_session uses for every time comparison
@@ -442,17 +548,88 @@ def score_lags(time_sec: Sequence[float], pred: Sequence, manual: Sequence, lags
     return {"best_lag_ms": None if best is None else best["lag_ms"], "curve": curve, "scores": scores}
 
 
-DEMO_SUMMARY_COLUMNS = ("scored_at", "session", "per_frame_csv", "model_id", "alpha", "delta", "window",
-                        "window_ms", "min_count", "min_hold_ms", "exclusion_ms", "lock_ms") + SCORE_KEYS
+def agreed_labels(time_sec: Sequence[float], manual: Sequence, other: Sequence, lag_ms: float = 0.0,
+                  classes: Sequence[str] = FER7) -> list:
+    """The manual labels where a second rater agrees, ``""`` (no label) everywhere else.
+
+    ``other`` is the second rater's track (``LabelInterval``s, [start, end) in video ms). The row at
+    time t keeps its manual label when it equals (without regard to case) the label ``other`` holds
+    at t + ``lag_ms`` (the annotator lag of DESIGN.md §5, applied to both raters; apply the lag to
+    ``manual`` before, with ``apply_lag``). The result is then scored as any manual track, so scoring
+    "against the frames where both raters agree" is the transition-fair protocol over the consensus
+    track: its segments, min hold and exclusion follow the consensus, and a stretch where the raters
+    disagree ends a segment like a label change would. Times are video times, as in a replay or a
+    video-file session.
+    """
+    from fer_models.session_log import label_at
+
+    labels = list(manual)
+    t = [float(x) for x in time_sec]
+    if len(labels) != len(t):
+        raise ScoringInputError(f"time_sec and manual_label have different lengths ({len(t)}, {len(labels)})")
+    ivs = sorted((r for r in other if r.label), key=lambda r: r.start_ms)
+    lag = float(lag_ms)
+    out = []
+    for i, (ti, m) in enumerate(zip(t, labels)):
+        mine = _normalise_one(m, classes, "manual_label", i)
+        theirs = label_at(ivs, ti * 1000.0 + lag) if mine is not None else ""
+        out.append(m if mine is not None and theirs and theirs.lower() == mine.lower() else "")
+    return out
+
+
+# The columns of demo_results_summary.csv. ``lag_ms`` (the annotator lag the session was scored with,
+# 0 for none) came last, after the columns of the first release, which stay in their order.
+LEGACY_DEMO_SUMMARY_COLUMNS = ("scored_at", "session", "per_frame_csv", "model_id", "alpha", "delta", "window",
+                               "window_ms", "min_count", "min_hold_ms", "exclusion_ms", "lock_ms") + SCORE_KEYS
+DEMO_SUMMARY_COLUMNS = LEGACY_DEMO_SUMMARY_COLUMNS + ("lag_ms",)
+
+
+def summary_header_ok(header: Sequence[str]) -> bool:
+    """Whether a summary CSV with this header can take a row (the current header, or the first release's,
+    which ``append_demo_summary`` upgrades)."""
+    return tuple(header) in (DEMO_SUMMARY_COLUMNS, LEGACY_DEMO_SUMMARY_COLUMNS)
+
+
+def _upgrade_legacy_summary(path: Path) -> None:
+    """Rewrite a first-release summary (no lag_ms column) with the current header, atomically.
+
+    Its rows were scored before lags existed, that is at lag 0, so they get ``lag_ms`` 0; no value
+    changes and no row is lost (a failure leaves the file as it was).
+    """
+    import csv
+    import io
+
+    from fer_models.files import atomic_write_text
+
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.reader(fh))
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(DEMO_SUMMARY_COLUMNS)
+    for row in rows[1:]:
+        if row:
+            w.writerow(row + (["0"] if len(row) == len(LEGACY_DEMO_SUMMARY_COLUMNS) else [""]))
+    atomic_write_text(path, buf.getvalue())
 
 
 def append_demo_summary(path, row: dict) -> None:
-    """Append one scored session to demo_results_summary.csv (header written once, columns fixed)."""
+    """Append one scored session to demo_results_summary.csv (header written once, columns fixed).
+
+    A summary written before the ``lag_ms`` column existed is upgraded in place first (its rows get
+    lag 0); a file with any other header is refused, naming it.
+    """
     unknown = set(row) - set(DEMO_SUMMARY_COLUMNS)
     if unknown:
         raise KeyError(f"unknown summary columns {sorted(unknown)}")
-    if Path(path).is_dir():
+    path = Path(path)
+    if path.is_dir():
         raise ArtifactError(path, "is a directory, not a summary CSV file")
+    if path.is_file() and path.stat().st_size > 0:
+        from fer_models.session_log import read_csv_header
+
+        if tuple(read_csv_header(path)) == LEGACY_DEMO_SUMMARY_COLUMNS:
+            _upgrade_legacy_summary(path)
+    row = {"lag_ms": 0.0, **row}
     writer = CsvLogWriter(path, DEMO_SUMMARY_COLUMNS)
     try:
         writer.write(row)

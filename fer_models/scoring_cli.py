@@ -1,8 +1,9 @@
 """``fer-score``: transition-fair scoring of one per_frame.csv from the command line.
 
 Also: ``--lag-ms L`` scores with the manual labels shifted for an annotator reaction lag,
-``--estimate-lag`` scans lags for the best fit, and ``--agreement A.csv B.csv`` compares two
-raters' label tracks (DESIGN.md §5).
+``--estimate-lag`` scans lags for the best fit (``--plot PNG`` draws the curve), ``--agree-with
+B.csv`` scores only where a second rater agrees with the log's manual labels, and ``--agreement
+A.csv B.csv`` compares two raters' label tracks (DESIGN.md §5).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import math
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
 from fer_models.files import read_json
 from fer_models.errors import ArtifactError
-from fer_models.scoring import (DEFAULT_SCORING, ScoreAccumulator, ScoringInputError, append_demo_summary,
-                                score_lags)
-from fer_models.session_log import SCORE_COLUMNS, checked_header
+from fer_models.scoring import (DEFAULT_SCORING, ScoreAccumulator, ScoringInputError, agreed_labels, apply_lag,
+                                append_demo_summary, score_lags)
+from fer_models.session_log import SCORE_COLUMNS, LabelInterval, checked_header, read_label_intervals
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,13 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"stable prediction needed to count as locked ({d.lock_ms:g})")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     ap.add_argument("--append-summary", type=Path, metavar="CSV", help="append a row to demo_results_summary.csv "
-                    "(the summary has no lag column: refused with a nonzero --lag-ms or --estimate-lag)")
+                    "(its lag_ms column records --lag-ms; not with --estimate-lag or --agree-with)")
     ap.add_argument("--lag-ms", type=float, default=None, metavar="L",
                     help="annotator reaction lag: score each row against the label held L ms later (default 0)")
     ap.add_argument("--estimate-lag", action="store_true",
                     help="scan lags (--lag-range) and report the one with the best accuracy and the curve")
     ap.add_argument("--lag-range", default="0:1000:50", metavar="START:STOP:STEP",
                     help="lags scanned by --estimate-lag, in ms, STOP included (0:1000:50)")
+    ap.add_argument("--plot", type=Path, metavar="PNG",
+                    help="with --estimate-lag: draw accuracy, macro-F1, lock rate and time-to-lock against the lag")
+    ap.add_argument("--agree-with", type=Path, metavar="B.csv",
+                    help="a second rater's start_ms,end_ms,label file of the same video: score only the rows where "
+                         "the log's manual label equals B's (the consensus track; see docs/app.md)")
     ap.add_argument("--agreement", nargs=2, type=Path, metavar=("A.csv", "B.csv"),
                     help="two-rater agreement of two start_ms,end_ms,label files (no per_frame.csv then)")
     return ap
@@ -120,21 +127,30 @@ def _read_checked(path: Path, acc: ScoreAccumulator, keep: bool):
 
 def score_file(path: Path, min_hold_ms: float = DEFAULT_SCORING.min_hold_ms,
                exclusion_ms: float = DEFAULT_SCORING.exclusion_ms, lock_ms: float = DEFAULT_SCORING.lock_ms,
-               lag_ms: float = 0.0) -> dict:
+               lag_ms: float = 0.0, agree_with: Sequence[LabelInterval] | None = None) -> dict:
     """Score a per-frame log; errors name the file and the CSV line.
 
-    With ``lag_ms == 0`` (the default) the CSV is streamed row by row through a ScoreAccumulator,
-    reading only time_sec, pred_label and manual_label, so memory does not grow with the log (the
-    result equals ``score_session`` on the same columns). With a lag the three columns are kept in
-    memory and scored with their manual labels shifted by ``apply_lag`` (the same keys).
+    With ``lag_ms == 0`` (the default) and no ``agree_with`` the CSV is streamed row by row through a
+    ScoreAccumulator, reading only time_sec, pred_label and manual_label, so memory does not grow with
+    the log (the result equals ``score_session`` on the same columns). With a lag the three columns
+    are kept in memory and scored with their manual labels shifted by ``apply_lag`` (the same keys).
+    With ``agree_with`` (a second rater's intervals) the manual labels become ``agreed_labels`` (after
+    the lag, if any) and the result gains ``n_labelled_rows`` and ``n_agreeing_rows``.
     """
     path = Path(path)
     acc = ScoreAccumulator(min_hold_ms, exclusion_ms, lock_ms)
-    if not lag_ms:
+    if not lag_ms and agree_with is None:
         _read_checked(path, acc, keep=False)
         return acc.result()
     t, p, m = _read_checked(path, acc, keep=True)
-    return score_lags(t, p, m, [lag_ms], min_hold_ms, exclusion_ms, lock_ms)["scores"][0]
+    if agree_with is None:
+        return score_lags(t, p, m, [lag_ms], min_hold_ms, exclusion_ms, lock_ms)["scores"][0]
+    shifted = apply_lag(t, m, lag_ms)
+    agreed = agreed_labels(t, shifted, agree_with, lag_ms)
+    result = score_lags(t, p, agreed, [0], min_hold_ms, exclusion_ms, lock_ms)["scores"][0]
+    result["n_labelled_rows"] = sum(1 for x in shifted if str(x).strip())
+    result["n_agreeing_rows"] = sum(1 for x in agreed if str(x).strip())
+    return result
 
 
 def estimate_lag_file(path: Path, lags_ms, min_hold_ms: float = DEFAULT_SCORING.min_hold_ms,
@@ -150,7 +166,31 @@ def estimate_lag_file(path: Path, lags_ms, min_hold_ms: float = DEFAULT_SCORING.
     if scan["best_lag_ms"] is not None:
         i = [c["lag_ms"] for c in scan["curve"]].index(scan["best_lag_ms"])
         best = {"lag_ms": scan["best_lag_ms"], **scan["scores"][i]}
-    return {"best_lag_ms": scan["best_lag_ms"], "best": best, "curve": scan["curve"]}
+    return {"best_lag_ms": scan["best_lag_ms"], "best": best, "curve": scan["curve"],
+            "effect": lag_effect(scan["curve"], scan["best_lag_ms"])}
+
+
+EFFECT_METRICS = ("accuracy", "macro_f1", "time_to_lock_median_ms", "lock_rate")
+
+
+def lag_effect(curve: Sequence[dict], best_lag_ms) -> dict:
+    """How each metric of the curve moves with the lag: its value at the reference lag (0 when scanned,
+    else the first lag), at the best lag and the change between them, and its lowest and highest
+    values with their lags (ties: the first lag). Null where the curve has no value."""
+    lags = [c["lag_ms"] for c in curve]
+    ref = 0 if 0 in lags else (lags[0] if lags else None)
+    out: dict = {"reference_lag_ms": ref, "best_lag_ms": best_lag_ms}
+    for key in EFFECT_METRICS:
+        vals = [(c[key], c["lag_ms"]) for c in curve if c[key] is not None]
+        at_ref = next((c[key] for c in curve if c["lag_ms"] == ref), None)
+        at_best = next((c[key] for c in curve if c["lag_ms"] == best_lag_ms), None)
+        lo = min(vals, key=lambda v: v[0]) if vals else None
+        hi = max(vals, key=lambda v: v[0]) if vals else None
+        out[key] = {"at_reference": at_ref, "at_best": at_best,
+                    "change": (at_best - at_ref) if at_best is not None and at_ref is not None else None,
+                    "min": None if lo is None else {"value": lo[0], "lag_ms": lo[1]},
+                    "max": None if hi is None else {"value": hi[0], "lag_ms": hi[1]}}
+    return out
 
 
 def session_settings(per_frame: Path) -> dict:
@@ -179,12 +219,15 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("a per_frame.csv is required (or --agreement A.csv B.csv)")
     if args.lag_ms is not None and not math.isfinite(args.lag_ms):
         return _fail("--lag-ms must be a finite number")
-    lagged = bool(args.lag_ms) or args.estimate_lag
     if args.estimate_lag and args.lag_ms is not None:
         return _fail("--estimate-lag scans --lag-range; do not give --lag-ms with it")
-    if args.append_summary is not None and lagged:
-        return _fail("--append-summary cannot record a lag (demo_results_summary.csv has no lag column); "
-                     "append the plain (lag 0) score without --lag-ms / --estimate-lag")
+    if args.plot is not None and not args.estimate_lag:
+        return _fail("--plot draws the --estimate-lag curve; give --estimate-lag with it")
+    if args.append_summary is not None and (args.estimate_lag or args.agree_with is not None):
+        return _fail("--append-summary records one plain score (demo_results_summary.csv has a lag_ms column but "
+                     "none for a lag scan or a second rater); leave out --estimate-lag / --agree-with to append")
+    if args.agree_with is not None and args.estimate_lag:
+        return _fail("--agree-with scores one lag; give --lag-ms instead of --estimate-lag")
     if args.estimate_lag:
         try:
             lags = parse_lag_range(args.lag_range)
@@ -196,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
               f"append to, e.g. {args.append_summary / 'demo_results_summary.csv'}", file=sys.stderr)
         return 2
     try:
+        other = read_label_intervals(args.agree_with) if args.agree_with is not None else None
         result = score_file(args.per_frame, args.min_hold_ms, args.exclusion_ms, args.lock_ms,
-                            lag_ms=args.lag_ms or 0.0)
+                            lag_ms=args.lag_ms or 0.0, agree_with=other)
     except ArtifactError as exc:
         print(f"fer-score: error: {exc}", file=sys.stderr)
         return 2
@@ -205,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {"scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "session": args.per_frame.parent.name, "per_frame_csv": str(args.per_frame),
                "min_hold_ms": args.min_hold_ms, "exclusion_ms": args.exclusion_ms, "lock_ms": args.lock_ms,
-               **session_settings(args.per_frame), **result}
+               **session_settings(args.per_frame), **result, "lag_ms": args.lag_ms or 0.0}
         try:
             append_demo_summary(args.append_summary, row)
         except ArtifactError as exc:
@@ -215,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fer-score: error: {args.append_summary}: cannot append the summary row "
                   f"({exc.strerror or exc})", file=sys.stderr)
             return 2
+    if args.agree_with is not None:
+        result = {"agree_with": str(args.agree_with), **result}
     if args.lag_ms is not None:  # only when asked for, so the plain output keeps its keys
         result = {"lag_ms": _num(args.lag_ms), **result}
     if args.json:
@@ -245,6 +291,11 @@ def _print_table(result: dict) -> None:
 def _main_estimate(args, lags) -> int:
     try:
         out = estimate_lag_file(args.per_frame, lags, args.min_hold_ms, args.exclusion_ms, args.lock_ms)
+        if args.plot is not None:
+            from fer_models.lag_plot import plot_lag_curve
+
+            out["plot"] = str(plot_lag_curve(out["curve"], out["best_lag_ms"], args.plot,
+                                             title=f"annotator lag scan: {args.per_frame}"))
     except ArtifactError as exc:
         print(f"fer-score: error: {exc}", file=sys.stderr)
         return 2
@@ -256,15 +307,27 @@ def _main_estimate(args, lags) -> int:
     for c in out["curve"]:
         print(f"{c['lag_ms']:>8} {_shown(c['accuracy']):>9} {_shown(c['macro_f1']):>9} "
               f"{_shown(c['time_to_lock_median_ms']):>9} {_shown(c['lock_rate']):>9}")
+    eff = out["effect"]
+    for key in EFFECT_METRICS:
+        e = eff[key]
+        if e["min"] is None:
+            continue
+        change = "" if e["change"] is None else f" ({e['change']:+.4f})"
+        print(f"{key:>24}: {_shown(e['at_reference'])} at {eff['reference_lag_ms']} ms -> {_shown(e['at_best'])} "
+              f"at the best lag{change}; range {_shown(e['min']['value'])} ({e['min']['lag_ms']} ms) .. "
+              f"{_shown(e['max']['value'])} ({e['max']['lag_ms']} ms)")
+    if "plot" in out:
+        print(f"{'plot':>24}: {out['plot']}")
     return 0
 
 
 def _main_agreement(args) -> int:
     from fer_models.agreement import agreement_files
 
-    if args.estimate_lag or args.lag_ms is not None or args.append_summary is not None:
-        print("fer-score: error: --agreement takes no --lag-ms, --estimate-lag or --append-summary",
-              file=sys.stderr)
+    if args.estimate_lag or args.lag_ms is not None or args.append_summary is not None \
+            or args.agree_with is not None or args.plot is not None:
+        print("fer-score: error: --agreement takes no --lag-ms, --estimate-lag, --plot, --agree-with or "
+              "--append-summary", file=sys.stderr)
         return 2
     a, b = args.agreement
     try:

@@ -118,6 +118,11 @@ class ModelPanel(QWidget):
         self.provider.currentTextChanged.connect(self.provider_changed.emit)
         row.addWidget(self.provider, 1)
         lay.addLayout(row)
+        self.second = QLabel("")
+        self.second.setWordWrap(True)
+        self.second.setStyleSheet("color: #9aa0a6")
+        self.second.setVisible(False)
+        lay.addWidget(self.second)
         self.card = QTextBrowser()
         self.card.setOpenLinks(False)
         self.card.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -129,6 +134,15 @@ class ModelPanel(QWidget):
         self.provider.blockSignals(True)
         self.provider.setCurrentIndex(max(0, i))
         self.provider.blockSignals(False)
+
+    def show_second(self, model: FerModel | None) -> None:
+        """The second model (Model menu → Open second model…), or none."""
+        self.second.setVisible(model is not None)
+        if model is not None:
+            c = model.card
+            self.second.setText(f"Second model: {model.model_id} ({c.backbone}, {c.input_size}×{c.input_size} "
+                                f"{c.color}, margin {c.crop_margin:.2f}, CLAHE {'on' if c.clahe else 'off'}) — "
+                                f"{model.folder}")
 
     def show_model(self, model: FerModel | None, problem: str = "") -> None:
         if model is None:

@@ -85,3 +85,32 @@ class PlaybackBar(QWidget):
         total = f" / {format_ms(duration_ms)}" if duration_ms else ""
         frames = f" / {frame_count}" if frame_count else ""
         self.pos_label.setText(f"{format_ms(ms)}{total}   frame {frame}{frames}   label: {label or '—'}")
+
+
+class RaterBox(QComboBox):
+    """Says which rater is being labelled and switches it (key ``r`` does the same).
+
+    Rater A's labels are the session's manual labels (per_frame.csv, video_labels.csv); rater B's are a
+    second track of the same video (video_labels_b.csv). The label keys and buttons, Load/Save labels and
+    Delete segment work on the rater shown here.
+    """
+
+    rater_changed = Signal(str)  # "A" or "B"
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.addItem("Labelling: rater A", "A")
+        self.addItem("Labelling: rater B", "B")
+        self.setToolTip("Which rater the label keys, Load/Save labels and Delete segment work on (r). Rater A's "
+                        "labels are the session's manual labels; rater B's are a second track of the same video, "
+                        "saved as video_labels_b.csv")
+        self.currentIndexChanged.connect(lambda i: self.rater_changed.emit(str(self.itemData(i))))
+
+    def set_rater(self, rater: str) -> None:
+        """Show the rater being labelled without emitting."""
+        i = self.findData(rater)
+        if i >= 0 and i != self.currentIndex():
+            self.blockSignals(True)
+            self.setCurrentIndex(i)
+            self.blockSignals(False)

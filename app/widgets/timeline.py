@@ -1,7 +1,8 @@
 """Scrolling timeline of the predicted (smoothed) label against the manual label.
 
 Shows the last ``span_s`` seconds of session time; each processed frame owns the
-time until the next one (capped, so pauses show as gaps).
+time until the next one (capped, so pauses show as gaps). With a second model a
+third lane, "Model B", shows its labels of the same frames under the first model's.
 """
 
 from __future__ import annotations
@@ -23,9 +24,16 @@ class LabelTimeline(QWidget):
         self.classes = list(classes)
         self.span_s = span_s
         self._points: Sequence = ()
+        self.second_name = ""  # the second model's lane title; "" hides the lane
         self.setMinimumHeight(74)
-        self.setMaximumHeight(90)
+        self.setMaximumHeight(120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_second(self, name: str) -> None:
+        """Show (name) or hide ("") the second model's lane."""
+        self.second_name = name
+        self.setMinimumHeight(104 if name else 74)
+        self.update()
 
     def set_points(self, points: Sequence) -> None:
         """``points``: objects with t_sec, pred and manual (LiveSession.timeline)."""
@@ -40,7 +48,9 @@ class LabelTimeline(QWidget):
             start = max(pt.t_sec, t_from)
             if end <= start:
                 continue
-            label = getattr(pt, attr)
+            label = getattr(pt, attr, None)
+            if label is None:  # no value on this frame (the second model was not running)
+                continue
             if runs and runs[-1][2] == label and abs(runs[-1][1] - start) < 1e-6:
                 runs[-1] = (runs[-1][0], end, label)
             else:
@@ -51,8 +61,9 @@ class LabelTimeline(QWidget):
         p = QPainter(self)
         p.fillRect(self.rect(), QColor("#1d1f23"))
         left, right = 64, self.width() - 8
-        lane_h = (self.height() - 26) / 2
-        lanes = (("Predicted", "pred", 4.0), ("Manual", "manual", 8.0 + lane_h))
+        names = [("Predicted", "pred")] + ([("Model B", "pred_b")] if self.second_name else []) + [("Manual", "manual")]
+        lane_h = (self.height() - 22 - 4 * len(names)) / len(names)
+        lanes = tuple((name, attr, 4.0 + i * (lane_h + 4)) for i, (name, attr) in enumerate(names))
         p.setPen(QColor("#c8ccd2"))
         right_mid = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight
         for name, _, y in lanes:
@@ -77,7 +88,7 @@ class LabelTimeline(QWidget):
                 p.fillRect(QRectF(left + (a - t_from) * scale, y, max(1.0, (b - a) * scale), lane_h), color)
         # time axis
         p.setPen(QPen(QColor("#7d838b")))
-        y_axis = 12.0 + 2 * lane_h
+        y_axis = lanes[-1][2] + lane_h + 4
         step = 5 if self.span_s <= 40 else 10
         first = int(t_from // step + 1) * step if t_from > 0 else 0
         t = float(first)

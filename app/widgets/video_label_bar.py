@@ -1,4 +1,8 @@
-"""The whole video as a strip: labelled segments, the playhead; click or drag to seek."""
+"""The whole video as a strip: labelled segments, the playhead; click or drag to seek.
+
+One strip per rater (A, B): ``title`` is drawn at the left, and the strip of the rater being labelled
+(``active``) gets a bright frame.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,13 @@ from fer_models.session_log import LabelInterval
 class VideoLabelBar(QWidget):
     seek_requested = Signal(int)  # frame index
 
-    def __init__(self, classes: Sequence[str], parent: QWidget | None = None):
+    TITLE_W = 64
+
+    def __init__(self, classes: Sequence[str], title: str = "", parent: QWidget | None = None):
         super().__init__(parent)
         self.classes = list(classes)
+        self.title = title
+        self.active = True
         self.frame_count = 0
         self.fps = 30.0
         self.position = 0
@@ -32,6 +40,10 @@ class VideoLabelBar(QWidget):
         self.frame_count, self.fps, self._intervals = frame_count, fps, intervals
         self.update()
 
+    def set_active(self, active: bool) -> None:
+        self.active = bool(active)
+        self.update()
+
     def set_position(self, frame: int, held: str = "") -> None:
         self.position, self.held = frame, held
         self.update()
@@ -39,8 +51,13 @@ class VideoLabelBar(QWidget):
     def _duration_ms(self) -> float:
         return max(1.0, self.frame_count * 1000.0 / self.fps)
 
+    def _area(self) -> QRectF:
+        left = 2 + (self.TITLE_W if self.title else 0)
+        return QRectF(left, 4, self.width() - left - 2, self.height() - 8)
+
     def _frame_at_x(self, x: float) -> int:
-        frac = min(1.0, max(0.0, (x - 2) / max(1.0, self.width() - 4)))
+        area = self._area()
+        frac = min(1.0, max(0.0, (x - area.left()) / max(1.0, area.width())))
         return min(max(0, self.frame_count - 1), int(frac * self.frame_count))
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
@@ -53,14 +70,22 @@ class VideoLabelBar(QWidget):
 
     def paintEvent(self, event) -> None:  # noqa: N802
         p = QPainter(self)
-        area = QRectF(2, 4, self.width() - 4, self.height() - 8)
+        area = self._area()
         p.fillRect(self.rect(), QColor("#1d1f23"))
+        if self.title:
+            p.setPen(QColor("#e8eaed") if self.active else QColor("#7d838b"))
+            p.drawText(QRectF(2, 0, self.TITLE_W - 6, self.height()),
+                       Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, self.title)
         p.fillRect(area, QColor("#2b2e33"))
         dur = self._duration_ms()
         for r in self._intervals():
             x0 = area.left() + area.width() * r.start_ms / dur
             x1 = area.left() + area.width() * min(r.end_ms, dur) / dur
             p.fillRect(QRectF(x0, area.top(), max(1.0, x1 - x0), area.height()), class_color(r.label, self.classes))
+        if self.title and self.active:
+            p.setPen(QPen(QColor("#e8eaed"), 1))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(area.adjusted(-1, -1, 1, 1))
         if self.frame_count:
             x = area.left() + area.width() * self.position / self.frame_count
             p.setPen(QPen(QColor("#ffffff"), 2))

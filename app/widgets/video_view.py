@@ -43,6 +43,7 @@ class VideoView(QWidget):
         self.overlay = True
         self._shares: Mapping[str, float] = {}
         self._manual = ""
+        self.manual_title = "Manual"  # "Rater B" while rater B is being labelled
         self._placeholder = "Open a camera or a video file to start."
 
     # -- inputs ----------------------------------------------------------------------------
@@ -139,7 +140,7 @@ class VideoView(QWidget):
         p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
     def _paint_manual(self, p: QPainter, target: QRectF) -> None:
-        text = f"Manual: {self._manual}" if self._manual else "Manual: —"
+        text = f"{self.manual_title}: {self._manual or '—'}"
         f = QFont(self.font())
         f.setPointSizeF(11)
         f.setBold(True)

@@ -10,8 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
+from app.controller import SessionController
+from fer_models.pipeline import PipelineSettings
 from fer_models.session_log import LabelInterval, write_label_intervals
-from tests.factories import fer_images, make_model_folder, write_slideshow
+from tests.app.fakes import SyncRunner
+from tests.factories import fer_images, make_model_folder, write_frames_video, write_slideshow
 
 SLIDESHOW_FPS = 15.0
 SLIDESHOW_SECONDS_EACH = 1.2
@@ -102,3 +105,33 @@ def make_window(qtbot, tmp_path, model_dir, monkeypatch):
         win.close()
     for r in runners:
         assert not r.is_alive(), "a worker thread outlived its window"
+
+
+@pytest.fixture
+def make_controller(tmp_path, model_dir):
+    """Controllers with a synchronous runner; ``c.seen`` records what the hooks reported."""
+    SyncRunner.instances.clear()
+
+    def factory(load: bool = True, **kwargs) -> SessionController:
+        kwargs.setdefault("sessions_root", tmp_path / "sessions")
+        kwargs.setdefault("runner_factory", SyncRunner)
+        c = SessionController(kwargs.pop("settings", PipelineSettings()), **kwargs)
+        c.seen = {"message": [], "model_changed": [], "session_ended": [], "frames": 0, "changed": 0}
+        c.message.connect(lambda text, level: c.seen["message"].append((level, text)))
+        c.model_changed.connect(lambda model, problem: c.seen["model_changed"].append((model, problem)))
+        c.session_ended.connect(lambda session, final: c.seen["session_ended"].append(final))
+        c.frame.connect(lambda item: c.seen.__setitem__("frames", c.seen["frames"] + 1))
+        c.changed.connect(lambda: c.seen.__setitem__("changed", c.seen["changed"] + 1))
+        if load:
+            assert c.load_model(model_dir, quiet=True)
+        return c
+
+    yield factory
+    for r in SyncRunner.instances:
+        r.stop()
+
+
+@pytest.fixture(scope="session")
+def plain_video(tmp_path_factory) -> Path:
+    """40 faceless frames at 10 fps: fast to process, enough rows for label runs."""
+    return write_frames_video(tmp_path_factory.mktemp("plain") / "plain.avi", 40, fps=10.0)

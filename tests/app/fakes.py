@@ -125,7 +125,7 @@ class SyncRunner:
         else:
             frame = CapturedFrame(image, self.seq, self.seq / src.fps)
         self.seq += 1
-        result = self.pipeline.process(frame.image, frame.t_sec)
-        if self.mailbox.push(ProcessedFrame(frame, result)):
+        results = self.pipeline.process_all(frame.image, frame.t_sec)  # as the processing worker does
+        if self.mailbox.push(ProcessedFrame(frame, results[0], extra=results[1:])):
             self.events.results_ready()
         return True

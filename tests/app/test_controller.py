@@ -8,10 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from app.controller import SessionController
-from fer_models.pipeline import PipelineSettings
 from fer_models.scoring import DEFAULT_SCORING
 from fer_models.scoring_cli import score_file
 from fer_models.session_log import label_at, read_actions, read_csv_table, read_events, read_per_frame
@@ -19,37 +15,7 @@ from app.sources import open_source
 from tests.app.conftest import FakeCamera
 from tests.conftest import REPO
 from tests.app.fakes import SyncRunner
-from tests.factories import make_model_folder, write_frames_video
-
-
-@pytest.fixture
-def make_controller(tmp_path, model_dir):
-    """Controllers with a synchronous runner; ``c.seen`` records what the hooks reported."""
-    SyncRunner.instances.clear()
-
-    def factory(load: bool = True, **kwargs) -> SessionController:
-        kwargs.setdefault("sessions_root", tmp_path / "sessions")
-        kwargs.setdefault("runner_factory", SyncRunner)
-        c = SessionController(kwargs.pop("settings", PipelineSettings()), **kwargs)
-        c.seen = {"message": [], "model_changed": [], "session_ended": [], "frames": 0, "changed": 0}
-        c.message.connect(lambda text, level: c.seen["message"].append((level, text)))
-        c.model_changed.connect(lambda model, problem: c.seen["model_changed"].append((model, problem)))
-        c.session_ended.connect(lambda session, final: c.seen["session_ended"].append(final))
-        c.frame.connect(lambda item: c.seen.__setitem__("frames", c.seen["frames"] + 1))
-        c.changed.connect(lambda: c.seen.__setitem__("changed", c.seen["changed"] + 1))
-        if load:
-            assert c.load_model(model_dir, quiet=True)
-        return c
-
-    yield factory
-    for r in SyncRunner.instances:
-        r.stop()
-
-
-@pytest.fixture(scope="module")
-def plain_video(tmp_path_factory) -> Path:
-    """40 faceless frames at 10 fps: fast to process, enough rows for label runs."""
-    return write_frames_video(tmp_path_factory.mktemp("plain") / "plain.avi", 40, fps=10.0)
+from tests.factories import make_model_folder
 
 
 def _runner() -> SyncRunner:

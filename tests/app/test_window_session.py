@@ -223,6 +223,12 @@ def test_clip_saving_needs_consent_every_session(qtbot, make_window, slideshow):
     assert consent_rows == ["declined", "granted"]
     clips = list((first / "clips").glob("clip_*.avi"))
     assert len(clips) == 1 and clips[0].stat().st_size > 0
+    # the face crops the model saw, named by the frame_index of their per_frame.csv rows (threads and all)
+    crops = read_csv_table(first / "crops" / "crops.csv", ["frame_index", "time_sec", "file"])
+    logged = set(read_per_frame(first / "per_frame.csv")["frame_index"])
+    assert len(crops["file"]) >= 1 and set(crops["frame_index"]) <= logged
+    assert all((first / "crops" / f).is_file() and f == f"{int(i):07d}.png"
+               for i, f in zip(crops["frame_index"], crops["file"]))
     # a new session asks again
     win.controller.start_video(slideshow["video"], play=False)
     qtbot.waitUntil(lambda: win.controller.session is not None and win.controller.session.recorder.n_frames >= 1, timeout=10000)
@@ -232,3 +238,4 @@ def test_clip_saving_needs_consent_every_session(qtbot, make_window, slideshow):
     second = win.controller.session.folder
     win.controller.stop()
     assert not (second / "clips").exists()  # paused: clip saving was on but no frame came, so no file
+    assert not (second / "crops").exists()

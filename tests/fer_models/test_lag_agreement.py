@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 
 from fer_models import scoring_cli
@@ -174,12 +175,22 @@ def test_lag_cli_refusals(tmp_path, capsys):
     log = tmp_path / "per_frame.csv"
     _write_log(log, t, pred, manual)
     summary = tmp_path / "demo_results_summary.csv"
-    # the summary has a fixed header (older files, replay) and no lag column: a lagged score is not appended
-    assert fer_score([str(log), "--lag-ms", "300", "--append-summary", str(summary)]) == 2
-    assert "no lag column" in capsys.readouterr().err and not summary.exists()
+    # a scan or a second rater has no column in the summary: refused before anything is written
     assert fer_score([str(log), "--estimate-lag", "--append-summary", str(summary)]) == 2
-    assert fer_score([str(log), "--lag-ms", "0", "--append-summary", str(summary)]) == 0  # lag 0 is the plain log
-    assert len(summary.read_text().splitlines()) == 2
+    assert "--append-summary records one plain score" in capsys.readouterr().err and not summary.exists()
+    assert fer_score([str(log), "--agree-with", str(log), "--append-summary", str(summary)]) == 2
+    assert not summary.exists()
+    # one lag is recorded in the lag_ms column; lag 0 is the plain log
+    assert fer_score([str(log), "--lag-ms", "300", "--append-summary", str(summary)]) == 0
+    assert fer_score([str(log), "--lag-ms", "0", "--append-summary", str(summary)]) == 0
+    assert fer_score([str(log), "--append-summary", str(summary)]) == 0
+    from fer_models.session_log import read_csv_table
+
+    rows = read_csv_table(summary, ["lag_ms", "accuracy"])
+    assert [float(x) for x in rows["lag_ms"]] == [300.0, 0.0, 0.0]
+    assert float(rows["accuracy"][0]) == score_file(log, lag_ms=300)["accuracy"]
+    assert fer_score([str(log), "--plot", str(tmp_path / "x.png")]) == 2  # --plot needs --estimate-lag
+    assert fer_score([str(log), "--agree-with", str(log), "--estimate-lag"]) == 2
     assert fer_score([str(log), "--estimate-lag", "--lag-ms", "100"]) == 2
     for bad in ("0:1000", "a:b:c", "0:1000:0", "100:0:10", "0:1e9:1"):
         assert fer_score([str(log), "--estimate-lag", "--lag-range", bad]) == 2
@@ -326,3 +337,105 @@ def test_accumulator_unchanged_by_lag_module():
     acc = ScoreAccumulator()
     acc.extend(t, pred, shifted)
     assert acc.result() == score_session(t, pred, shifted)
+
+
+# ---------------------------------------------------------------- lag effect and plot
+
+
+def test_estimate_lag_reports_how_each_metric_moves_and_plots_the_curve(tmp_path, capsys):
+    import cv2
+
+    t, pred, manual = lead_timeline()
+    log = tmp_path / "per_frame.csv"
+    _write_log(log, t, pred, manual)
+    png = tmp_path / "lag.png"
+    assert fer_score([str(log), "--estimate-lag", "--json", "--exclusion-ms", "0", "--lag-range", "0:600:100",
+                      "--plot", str(png)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    curve = {c["lag_ms"]: c for c in out["curve"]}
+    eff = out["effect"]
+    assert eff["reference_lag_ms"] == 0 and eff["best_lag_ms"] == 300 == out["best_lag_ms"]
+    acc = eff["accuracy"]
+    assert acc["at_reference"] == curve[0]["accuracy"] and acc["at_best"] == 1.0
+    assert acc["change"] == pytest.approx(1.0 - curve[0]["accuracy"])
+    assert acc["max"] == {"value": 1.0, "lag_ms": 300}
+    low = min(out["curve"], key=lambda c: c["accuracy"])
+    assert acc["min"] == {"value": low["accuracy"], "lag_ms": low["lag_ms"]}
+    for key in ("macro_f1", "time_to_lock_median_ms", "lock_rate"):
+        assert eff[key]["at_reference"] == curve[0][key] and eff[key]["at_best"] == curve[300][key]
+    # the predictions lead the labels, so up to 300 ms every segment locks on its first row; a lag past the
+    # lead moves the labels ahead of the predictions: at 600 ms the Sad and Angry segments (from 0.9 and 2.1 s)
+    # lock only when the prediction changes 300 ms later (median of 0, 300, 300 ms)
+    ttl = eff["time_to_lock_median_ms"]
+    assert ttl["at_best"] == ttl["at_reference"] == 0.0
+    assert [curve[lag]["time_to_lock_median_ms"] for lag in (400, 500, 600)] == pytest.approx([100.0, 200.0, 300.0])
+    assert ttl["max"]["lag_ms"] == 600 and ttl["max"]["value"] == pytest.approx(300.0)
+    assert out["plot"] == str(png)
+    img = cv2.imread(str(png))
+    assert img.shape == (560, 960, 3)
+    # the accuracy line (BGR 180,119,31) is drawn, and the image is not blank
+    assert np.any(np.all(np.abs(img.astype(int) - (180, 119, 31)) < 8, axis=2))
+    assert fer_score([str(log), "--estimate-lag"]) == 0  # the table shows the same effect lines
+    text = capsys.readouterr().out
+    assert "accuracy:" in text and "at the best lag" in text
+    assert fer_score([str(log), "--estimate-lag", "--plot", str(tmp_path / "lag.jpg")]) == 2
+    assert str(tmp_path / "lag.jpg") in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- scoring where both raters agree
+
+
+def test_agree_with_scores_only_where_the_second_rater_agrees(tmp_path, capsys):
+    t = [round(i / 10, 3) for i in range(40)]
+    manual = ["Happy"] * 20 + ["Sad"] * 20
+    # B agrees on Happy, says Angry for 2.0-3.0 s, then agrees on Sad; the model follows B's Angry there
+    b = write_label_intervals(tmp_path / "b.csv", [LabelInterval(0, 2000, "happy"), LabelInterval(2000, 3000, "Angry"),
+                                                   LabelInterval(3000, 4000, "Sad")])
+    pred = ["Happy"] * 20 + ["Angry"] * 10 + ["Sad"] * 10
+    log = tmp_path / "per_frame.csv"
+    _write_log(log, t, pred, manual)
+    from fer_models.scoring import agreed_labels
+    from fer_models.session_log import read_label_intervals
+
+    agreed = agreed_labels(t, manual, read_label_intervals(b))
+    assert agreed == ["Happy"] * 20 + [""] * 10 + ["Sad"] * 10
+    assert fer_score([str(log), "--agree-with", str(b), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["agree_with"] == str(b) and out["n_labelled_rows"] == 40 and out["n_agreeing_rows"] == 30
+    assert {k: v for k, v in out.items() if k not in ("agree_with", "n_labelled_rows", "n_agreeing_rows")} == \
+        score_session(t, pred, agreed)
+    assert out["accuracy"] == 1.0 and score_session(t, pred, manual)["accuracy"] < 1.0
+    # Sad now starts at 3.0 s: its segment (3.0-3.9 s) is scored from 3.25 s on, as after a label change
+    assert out["n_segments"] == 2
+    # with a lag both raters' labels are looked up at t + L
+    assert fer_score([str(log), "--agree-with", str(b), "--lag-ms", "500", "--json"]) == 0
+    lagged = json.loads(capsys.readouterr().out)
+    shifted = apply_lag(t, manual, 500)
+    assert lagged["n_agreeing_rows"] == sum(1 for x in agreed_labels(t, shifted, read_label_intervals(b), 500) if x)
+    assert lagged["lag_ms"] == 500 and lagged["n_labelled_rows"] == 35
+    bad = tmp_path / "bad.csv"
+    bad.write_text("start_ms,end_ms,label\n0,100,Joy\n")
+    assert fer_score([str(log), "--agree-with", str(bad)]) == 2
+    assert f"{bad}: line 2: unknown label 'Joy'" in capsys.readouterr().err
+
+
+def test_a_summary_of_the_first_release_is_upgraded_with_a_lag_column(tmp_path):
+    from fer_models.scoring import DEMO_SUMMARY_COLUMNS, LEGACY_DEMO_SUMMARY_COLUMNS, append_demo_summary
+    from fer_models.session_log import read_csv_table
+
+    path = tmp_path / "demo_results_summary.csv"
+    old_row = ["2026-11-01T10:00:00+00:00", "s1", "/x/per_frame.csv", "m", "0.7", "0.08", "15", "", "8", "600.0",
+               "250.0", "500.0", "0.5", "0.4", "3.0", "700.0", "1.0", "20", "2"]
+    path.write_text(",".join(LEGACY_DEMO_SUMMARY_COLUMNS) + "\n" + ",".join(old_row) + "\n")
+    append_demo_summary(path, {"session": "s2", "accuracy": 0.75, "lag_ms": 250.0})
+    rows = read_csv_table(path, DEMO_SUMMARY_COLUMNS)
+    assert list(rows) == list(DEMO_SUMMARY_COLUMNS) and list(rows)[-1] == "lag_ms"
+    assert [rows[c][0] for c in LEGACY_DEMO_SUMMARY_COLUMNS] == old_row  # the old row, value for value
+    assert rows["lag_ms"] == ["0", "250.0"] and rows["session"] == ["s1", "s2"]
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    from fer_models.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="other columns"):
+        append_demo_summary(other, {"session": "s"})
+    assert other.read_text() == "a,b\n1,2\n"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -54,11 +56,17 @@ def test_settings_apply_from_the_next_frame_and_bad_values_are_refused(pipeline,
 
 def test_thresholds_hide_weak_labels(tmp_path, frame):
     folder = make_model_folder(tmp_path / "t")
-    (folder / "calibration.json").write_text('{"temperature": 1.0, "thresholds": [1.01, 1.01, 1.01, 1.01, 1.01, 1.01, 1.01]}')
-    model = load_model_folder(folder)
-    p = FramePipeline(model, FaceDetector(), PipelineSettings(window=1, min_count=1))
-    r = p.process(frame, 0.0)
-    assert r.probs is not None and r.label is None  # no class can reach a threshold above 1
+    (folder / "calibration.json").write_text(json.dumps({"temperature": 1.0}))
+    plain = FramePipeline(load_model_folder(folder), FaceDetector(), PipelineSettings(window=1, min_count=1))
+    r = plain.process(frame, 0.0)
+    assert r.label is not None
+    top = float(r.smoothed[r.label_index])
+    assert top < 0.99
+    for thr, shown in ((top - 0.01, True), (min(1.0, top + 0.01), False)):
+        (folder / "calibration.json").write_text(json.dumps({"temperature": 1.0, "thresholds": [thr] * 7}))
+        p = FramePipeline(load_model_folder(folder), FaceDetector(), PipelineSettings(window=1, min_count=1))
+        r = p.process(frame, 0.0)
+        assert r.probs is not None and (r.label is not None) == shown, thr
 
 
 def _iou(a, b):
