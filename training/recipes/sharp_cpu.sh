@@ -16,6 +16,15 @@ COMMON=(--index $IDX --batch-size 128 --weight-decay 0.05 --clip-grad 5 --thread
 # FER2013 recipe: flips, +-10 deg rotation, 0.9-1.1 zoom, 8% shifts, brightness/contrast (training.data.AugmentConfig),
 # random erasing 0.25, label smoothing 0.1, AdamW with a 1-epoch warm-up and cosine decay.
 AUG=(--random-erasing 0.25 --label-smoothing 0.1 --warmup-epochs 1)
+# KD / DKD students: the same without label smoothing (their losses use plain CE: the teacher's soft targets
+# already take its place, and fer-train student refuses --label-smoothing with distillation)
+KD_AUG=(--random-erasing 0.25 --warmup-epochs 1)
+# start a run unless one is already training into the same folder (a stage can be re-run safely)
+start() {  # start OUT LOG fer-train-args...
+  local out=$1 log=$2; shift 2
+  if pgrep -f -- "--out $out " > /dev/null; then echo "already running: $out"; return; fi
+  "$FT" "$@" --out "$out" >> "$log" 2>&1 &
+}
 
 case "${1:?stage}" in
 index)
@@ -43,14 +52,13 @@ finish-teacher)  # a finished teacher: test metrics, calibration, soft labels at
 round2)  # started 2026-12-01 (second working period): teacher 2 and the first distilled student
   mkdir -p $R/students
   # ResNet50 with the same stem-2 adaptation as the ResNet18 (3x3 maps at the last stage for 48 px faces)
-  $FT teacher --backbone resnet50 --out $R/teacher_resnet50_48 --epochs 20 --input-size 48 --stem-stride 2 \
-      --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}" >> $R/teacher_resnet50_48.log 2>&1 &
-  # KD (alpha 0.5, T 2) from the ResNet18 teacher's soft labels, same recipe and seed as s1-48-none_s1337:
-  # an early, paired read of what distillation adds before the ensemble exists
-  $FT student --distill kd --alpha 0.5 --temperature 2 --teacher $R/teacher_resnet18_48 \
-      --config-name s1-48-kd-rn18 --out $R/students/s1-48-kd-rn18_s1337 --epochs 20 \
-      --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}" \
-      >> $R/students/s1-48-kd-rn18_s1337.log 2>&1 &
+  start $R/teacher_resnet50_48 $R/teacher_resnet50_48.log teacher --backbone resnet50 --epochs 20 \
+      --input-size 48 --stem-stride 2 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
+  # KD (alpha 0.5, T 2) from the ResNet18 teacher's soft labels, the recipe and seed of s1-48-none_s1337
+  # (without label smoothing, see KD_AUG): an early, paired read of what distillation adds before the ensemble
+  start $R/students/s1-48-kd-rn18_s1337 $R/students/s1-48-kd-rn18_s1337.log student --distill kd --alpha 0.5 \
+      --temperature 2 --teacher $R/teacher_resnet18_48 --config-name s1-48-kd-rn18 --epochs 20 \
+      --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 "${KD_AUG[@]}" "${COMMON[@]}"
   wait
   ;;
 interim)  # ship the best checkpoint so far of a run that is still training (its best.pt, chosen on val)
