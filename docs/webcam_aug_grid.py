@@ -6,7 +6,7 @@ in the config (probability 1), then three random draws of the whole config (the 
 augmentation off, so only the webcam ops show). Tiles are enlarged 2x with nearest-neighbour
 so the pixels stay visible and the PNG small.
 
-    python docs/webcam_aug_grid.py [--data ../shared/data/fer2013] [--config training/configs/webcam_aug.json]
+    python docs/webcam_aug_grid.py [--data ../shared/data/fer2013] [--config training/configs/augment/webcam_aug.json]
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def build_grid(data: Path, cfg: WebcamAugConfig) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "fer2013"))
-    ap.add_argument("--config", default=str(REPO / "training" / "configs" / "webcam_aug.json"))
+    ap.add_argument("--config", default=str(REPO / "training" / "configs" / "augment" / "webcam_aug.json"))
     ap.add_argument("--out", default=str(REPO / "docs" / "webcam_aug_grid.png"))
     args = ap.parse_args(argv)
     grid = build_grid(Path(args.data), WebcamAugConfig.from_json(args.config))

@@ -513,7 +513,7 @@ def add_parser(sub: Any) -> None:
                    help="BatchNorm statistics: frozen (default; FER2013's, eval mode) or reestimate (AdaBN over the "
                         "mix, then frozen)")
     p.add_argument("--webcam-config", default=None, metavar="JSON",
-                   help="webcam-style augmentation config (training/configs/webcam_aug.json); off by default")
+                   help="webcam-style augmentation config (training/configs/augment/webcam_aug.json); off by default")
     p.add_argument("--backbone", default=STUDENT_BACKBONE, help="backbone the checkpoint must have")
     p.add_argument("--config-name", default=None, help="configuration name in args.json")
     add_train_arguments(p)

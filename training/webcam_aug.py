@@ -25,7 +25,7 @@ touched, so turning these on leaves the geometric and photometric view of a row 
 and changing one op's settings does not change what the others draw. With every
 probability 0 (the default) nothing is drawn and the image is returned unchanged.
 
-The settings live in a JSON file (``training/configs/webcam_aug.json``)::
+The settings live in a JSON file (``training/configs/augment/webcam_aug.json``)::
 
     {"exposure": {"prob": 0.3, "range": [0.6, 1.5]}, "jpeg": {"prob": 0.3, "range": [15, 50]}, ...}
 
@@ -63,7 +63,7 @@ class WebcamOp:
 
 
 def _default_ranges() -> dict[str, tuple[float, float]]:
-    # the ranges that training/configs/webcam_aug.json uses; with prob 0 they do nothing
+    # the ranges that training/configs/augment/webcam_aug.json uses; with prob 0 they do nothing
     return {"exposure": (0.6, 1.5), "motion_blur": (0.03, 0.08), "noise": (2.0, 10.0), "gamma": (0.7, 1.5),
             "downscale": (0.35, 0.75), "jpeg": (15.0, 50.0)}
 
@@ -123,7 +123,7 @@ class WebcamAugConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> "WebcamAugConfig":
-        """Read a config file such as training/configs/webcam_aug.json."""
+        """Read a config file such as training/configs/augment/webcam_aug.json."""
         path = Path(path)
         if not path.is_file():
             raise ArtifactError(path, "webcam augmentation config not found")

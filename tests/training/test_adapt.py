@@ -106,7 +106,7 @@ def test_the_mix_holds_adapt_rows_a_replay_sample_and_the_eval_subjects(student,
 def test_last_block_with_reestimated_bn(student, ck_index, fer_index, tmp_path):
     run = tmp_path / "lb"
     assert _adapt(student, ck_index, fer_index, run, "--train", "last-block", "--bn", "reestimate",
-                  "--webcam-config", "training/configs/webcam_aug.json") == 0
+                  "--webcam-config", "training/configs/augment/webcam_aug.json") == 0
     before, after = _state(student / "best.pt"), _state(run / "best.pt")
     changed = _changed(before, after)
     stats = {k for k in changed if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}

@@ -15,7 +15,7 @@ from training.data import AugmentConfig, FERDataset, augment_image, make_crop_sp
 from training.webcam_aug import OPS, WebcamAugConfig, WebcamOp, apply_webcam, motion_kernel
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "training" / "configs" / "webcam_aug.json"
+CONFIG = REPO / "training" / "configs" / "augment" / "webcam_aug.json"
 
 # sha256 of augment_image's outputs (and of the generator state each one leaves) for the default,
 # webcam() and random-erasing configs below, computed with training/data.py BEFORE the webcam ops
