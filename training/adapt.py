@@ -62,7 +62,6 @@ normal experiment folder: ``fer-train evaluate``, ``calibrate``, ``calibrate-dom
 from __future__ import annotations
 
 import shutil
-import time
 import types
 from pathlib import Path
 from typing import Any, Sequence
@@ -348,7 +347,7 @@ def adapt(args: Any) -> Path:
     from training.data import checkpoint_crop_spec, crop_spec_to_dict, make_crop_spec
     from training.index import load_index
     from training.loop import (build_data, build_model, finish_run, normalise_args, open_run, read_history,
-                               save_checkpoints, train_one_epoch, validate, write_history, write_run_record)
+                               run_epochs, write_run_record)
     from training.models import backbone_family, read_checkpoint, unwrap
     from training.runtime import setup_runtime, teardown_runtime
 
@@ -455,28 +454,7 @@ def adapt(args: Any) -> Path:
                   f"{bn_note}", flush=True)
         history = read_history(out / "history.csv", state.start_epoch)
         loss_fn = _loss(args)(rt.device)
-        completed = True
-        for epoch in range(state.start_epoch, args.epochs):  # run_training's epoch loop, without DDP
-            t0 = time.perf_counter()
-            loss_sum, correct, seen = train_one_epoch(args, rt, data, state, loss_fn, epoch)
-            train_seconds = time.perf_counter() - t0
-            val_loss, val_acc = validate(args, rt, data, state)
-            seconds = time.perf_counter() - t0
-            row = {"epoch": epoch, "train_loss": f"{loss_sum.item() / max(1, seen.item()):.6f}",
-                   "train_acc": f"{correct.item() / max(1, seen.item()):.6f}", "val_loss": f"{val_loss:.6f}",
-                   "val_acc": f"{val_acc:.6f}", "lr": f"{state.optimizer.param_groups[0]['lr']:.6e}",
-                   "seconds": f"{seconds:.2f}", "train_samples": int(seen.item()),
-                   "sec_per_batch": f"{train_seconds / max(1, data.steps_per_epoch):.4f}",
-                   "images_per_sec": f"{seen.item() / max(1e-9, train_seconds):.1f}"}
-            history.append(row)
-            write_history(out / "history.csv", history)
-            improved = save_checkpoints(out, state, meta, index, argd, epoch, val_acc)
-            print(f"epoch {epoch + 1}/{args.epochs} loss {row['train_loss']} acc {row['train_acc']} | val loss "
-                  f"{row['val_loss']} acc {row['val_acc']}{' *' if improved else ''} | {seconds:.1f}s", flush=True)
-            if args.stop_after_epoch is not None and epoch + 1 >= args.stop_after_epoch and epoch + 1 < args.epochs:
-                completed = False
-                print(f"stopping after epoch {epoch + 1} as asked; continue with --resume", flush=True)
-                break
+        completed = run_epochs(args, rt, data, state, loss_fn, out, meta, index, argd, history)
         if completed:
             finish_run(out, index, args, rt)
     finally:

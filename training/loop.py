@@ -490,6 +490,38 @@ def save_checkpoints(out: Path, state: TrainState, meta: dict[str, Any], index: 
 
 # ----------------------------------------------------------------------------- the loop
 
+def run_epochs(args: Any, rt: Any, data: TrainData, state: TrainState, loss_fn: LossFn, out: Path,
+               meta: dict[str, Any], index: Any, argd: dict[str, Any], history: list[dict[str, Any]]) -> bool:
+    """The epoch loop shared by ``run_training`` and ``fer-train adapt``: train, validate, history row,
+    checkpoints and the epoch line, from ``state.start_epoch``; False when ``--stop-after-epoch`` cut it short."""
+    for epoch in range(state.start_epoch, args.epochs):
+        t0 = time.perf_counter()
+        loss_sum, correct, seen = train_one_epoch(args, rt, data, state, loss_fn, epoch)
+        train_seconds = time.perf_counter() - t0
+        if rt.is_main:
+            val_loss, val_acc = validate(args, rt, data, state)
+            seconds = time.perf_counter() - t0
+            row = {"epoch": epoch, "train_loss": f"{loss_sum.item() / max(1, seen.item()):.6f}",
+                   "train_acc": f"{correct.item() / max(1, seen.item()):.6f}", "val_loss": f"{val_loss:.6f}",
+                   "val_acc": f"{val_acc:.6f}", "lr": f"{state.optimizer.param_groups[0]['lr']:.6e}",
+                   "seconds": f"{seconds:.2f}", "train_samples": int(seen.item()),
+                   "sec_per_batch": f"{train_seconds / max(1, data.steps_per_epoch):.4f}",
+                   "images_per_sec": f"{seen.item() / max(1e-9, train_seconds):.1f}"}
+            history.append(row)
+            write_history(out / "history.csv", history)
+            improved = save_checkpoints(out, state, meta, index, argd, epoch, val_acc)
+            print(f"epoch {epoch + 1}/{args.epochs} loss {row['train_loss']} acc {row['train_acc']} | "
+                  f"val loss {row['val_loss']} acc {row['val_acc']}{' *' if improved else ''} | "
+                  f"lr {row['lr']} | {seconds:.1f}s ({row['sec_per_batch']}s/batch, "
+                  f"{row['images_per_sec']} img/s)", flush=True)
+        rt.barrier()
+        if args.stop_after_epoch is not None and epoch + 1 >= args.stop_after_epoch and epoch + 1 < args.epochs:
+            if rt.is_main:
+                print(f"stopping after epoch {epoch + 1} as asked; continue with --resume", flush=True)
+            return False
+    return True
+
+
 def run_training(args: Any, backbone: str, *, role: str = "teacher",
                  make_loss: Callable[[Any], LossFn] | None = None, resume_fixed: Sequence[str] = RESUME_FIXED,
                  record_extra: dict[str, Any] | None = None, checkpoint_extra: dict[str, Any] | None = None) -> Path:
@@ -525,34 +557,8 @@ def run_training(args: Any, backbone: str, *, role: str = "teacher",
         write_run_record(args, argd, backbone, role, out, rt, data, state, resume_state is not None, record_extra)
     history = read_history(out / "history.csv", state.start_epoch) if rt.is_main else []
 
-    completed = True
     try:
-        for epoch in range(state.start_epoch, args.epochs):
-            t0 = time.perf_counter()
-            loss_sum, correct, seen = train_one_epoch(args, rt, data, state, loss_fn, epoch)
-            train_seconds = time.perf_counter() - t0
-            if rt.is_main:
-                val_loss, val_acc = validate(args, rt, data, state)
-                seconds = time.perf_counter() - t0
-                row = {"epoch": epoch, "train_loss": f"{loss_sum.item() / max(1, seen.item()):.6f}",
-                       "train_acc": f"{correct.item() / max(1, seen.item()):.6f}", "val_loss": f"{val_loss:.6f}",
-                       "val_acc": f"{val_acc:.6f}", "lr": f"{state.optimizer.param_groups[0]['lr']:.6e}",
-                       "seconds": f"{seconds:.2f}", "train_samples": int(seen.item()),
-                       "sec_per_batch": f"{train_seconds / max(1, data.steps_per_epoch):.4f}",
-                       "images_per_sec": f"{seen.item() / max(1e-9, train_seconds):.1f}"}
-                history.append(row)
-                write_history(out / "history.csv", history)
-                improved = save_checkpoints(out, state, meta, index, argd, epoch, val_acc)
-                print(f"epoch {epoch + 1}/{args.epochs} loss {row['train_loss']} acc {row['train_acc']} | "
-                      f"val loss {row['val_loss']} acc {row['val_acc']}{' *' if improved else ''} | "
-                      f"lr {row['lr']} | {seconds:.1f}s ({row['sec_per_batch']}s/batch, "
-                      f"{row['images_per_sec']} img/s)", flush=True)
-            rt.barrier()
-            if args.stop_after_epoch is not None and epoch + 1 >= args.stop_after_epoch and epoch + 1 < args.epochs:
-                completed = False
-                if rt.is_main:
-                    print(f"stopping after epoch {epoch + 1} as asked; continue with --resume", flush=True)
-                break
+        completed = run_epochs(args, rt, data, state, loss_fn, out, meta, index, argd, history)
         if completed and rt.is_main:
             finish_run(out, index, args, rt)
         rt.barrier()

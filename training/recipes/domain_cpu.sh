@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Issue 15 on the 2-core CPU: CK+ as a second domain, targeted fine-tuning, per-class calibration, strata.
+# Usage: training/recipes/domain_cpu.sh STAGE [STUDENT_RUN NAME]   (index | adapt | strata)
+# First pass (2026-12-01): the finished no-distillation student runs/sharp/students/s1-48-none_s1337, to
+# measure the pipeline end to end; to be repeated on the shipped distilled student when it exists.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+FT=${FER_TRAIN:-fer-train}
+FER=runs/index
+CK=runs/index_ckplus
+S=${2:-runs/sharp/students/s1-48-none_s1337}
+NAME=${3:-none_s1337}
+A=runs/adapt/${NAME}_ck
+export OMP_NUM_THREADS=1
+case "${1:?stage}" in
+index)  # CK+ split by subject (adapt = train + val subjects, eval = test subjects), contempt left out
+  [ -f $CK/index.csv ] || $FT index-ckplus --data ../shared/data/ckplus48 --out $CK
+  ;;
+adapt)  # 2 epochs on the CK+ adaptation subjects mixed 1:1 with FER2013 train; last block trains, BN frozen
+  $FT adapt "$S" --index $CK --replay-index $FER --out $A --train last-block --bn frozen --replay-ratio 1 \
+      --epochs 2 --threads 1 --no-progress --resume
+  # per-class temperatures, then per-class thresholds, fitted on the CK+ adaptation val subjects only
+  $FT calibrate-domain $A --index $CK --fit-split val
+  ;;
+strata)  # before / after on the CK+ eval subjects and on FER2013 PrivateTest, with strata and bootstrap CIs
+  $FT strata --out runs/strata/${NAME}_ck_test --index $CK --split test --run "$S" --run $A
+  $FT strata --out runs/strata/${NAME}_fer_test --index $FER --split test --run "$S" --run $A
+  ;;
+*) echo "unknown stage $1" >&2; exit 2 ;;
+esac
