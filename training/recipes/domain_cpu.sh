@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 15 on the 2-core CPU: CK+ as a second domain, targeted fine-tuning, per-class calibration, strata.
-# Usage: training/recipes/domain_cpu.sh STAGE [STUDENT_RUN NAME]   (index | adapt | strata)
+# Usage: training/recipes/domain_cpu.sh STAGE [STUDENT_RUN NAME]   (index | adapt | strata | adapt-head)
 # First pass (2026-12-01): the finished no-distillation student runs/sharp/students/s1-48-none_s1337, to
 # measure the pipeline end to end; to be repeated on the shipped distilled student when it exists.
 set -euo pipefail
@@ -25,6 +25,13 @@ adapt)  # 2 epochs on the CK+ adaptation subjects mixed 1:1 with FER2013 train; 
 strata)  # before / after on the CK+ eval subjects and on FER2013 PrivateTest, with strata and bootstrap CIs
   $FT strata --out runs/strata/${NAME}_ck_test --index $CK --split test --run "$S" --run $A
   $FT strata --out runs/strata/${NAME}_fer_test --index $FER --split test --run "$S" --run $A
+  ;;
+adapt-head)  # second try after adapt's FER2013 regression (-2.6 points): only the classifier trains, 2:1 replay
+  H=runs/adapt/${NAME}_ck_head
+  $FT adapt "$S" --index $CK --replay-index $FER --out $H --train head --bn frozen --replay-ratio 2 \
+      --epochs 2 --threads 1 --no-progress --resume
+  $FT strata --out runs/strata/${NAME}_head_ck_test --index $CK --split test --run "$S" --run $H
+  $FT strata --out runs/strata/${NAME}_head_fer_test --index $FER --split test --run "$S" --run $H --no-pose
   ;;
 *) echo "unknown stage $1" >&2; exit 2 ;;
 esac
