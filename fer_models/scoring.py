@@ -110,6 +110,19 @@ def _scored_segments(t: np.ndarray, m: Sequence[str | None], min_hold_ms: float,
         yield first, last, label, rows
 
 
+def _session_arrays(time_sec: Sequence[float], pred: Sequence[str], manual: Sequence[str],
+                    classes: Sequence[str]) -> tuple[np.ndarray, list[str | None], list[str | None]]:
+    """Checked times and normalised predicted / manual labels, the input of every session metric."""
+    t = np.asarray([float(x) for x in time_sec], dtype=np.float64)
+    if len(pred) != len(t) or len(manual) != len(t):
+        raise ScoringInputError(f"time_sec, pred_label and manual_label have different lengths "
+                                f"({len(t)}, {len(pred)}, {len(manual)})")
+    _check_times(t)
+    p = _normalise_labels(pred, classes, "pred_label")
+    m = _normalise_labels(manual, classes, "manual_label")
+    return t, p, m
+
+
 def score_session(time_sec: Sequence[float], pred: Sequence[str], manual: Sequence[str],
                   min_hold_ms: float = DEFAULT_SCORING.min_hold_ms, exclusion_ms: float = DEFAULT_SCORING.exclusion_ms,
                   lock_ms: float = DEFAULT_SCORING.lock_ms, classes: Sequence[str] = FER7) -> dict:
@@ -118,13 +131,7 @@ def score_session(time_sec: Sequence[float], pred: Sequence[str], manual: Sequen
     ``pred`` and ``manual`` hold class names (any case); ``(unstable)`` or empty means
     no prediction / no manual label. Values that cannot be computed are None.
     """
-    t = np.asarray([float(x) for x in time_sec], dtype=np.float64)
-    if len(pred) != len(t) or len(manual) != len(t):
-        raise ScoringInputError(f"time_sec, pred_label and manual_label have different lengths "
-                                f"({len(t)}, {len(pred)}, {len(manual)})")
-    _check_times(t)
-    p = _normalise_labels(pred, classes, "pred_label")
-    m = _normalise_labels(manual, classes, "manual_label")
+    t, p, m = _session_arrays(time_sec, pred, manual, classes)
 
     lock = lock_ms / 1000.0
     eps = 1e-9
@@ -243,13 +250,7 @@ def segment_tallies(time_sec: Sequence[float], pred: Sequence[str], manual: Sequ
     Scored segments and rows are chosen by the same code as ``score_session`` (``_scored_segments``),
     so a resample's metrics are the protocol's metrics of the resampled segments.
     """
-    t = np.asarray([float(x) for x in time_sec], dtype=np.float64)
-    if len(pred) != len(t) or len(manual) != len(t):
-        raise ScoringInputError(f"time_sec, pred_label and manual_label have different lengths "
-                                f"({len(t)}, {len(pred)}, {len(manual)})")
-    _check_times(t)
-    p = _normalise_labels(pred, classes, "pred_label")
-    m = _normalise_labels(manual, classes, "manual_label")
+    t, p, m = _session_arrays(time_sec, pred, manual, classes)
     index = {c: i for i, c in enumerate(classes)}
     label, n_scored, n_correct, counts, first_rows = [], [], [], [], []
     for first, _last, lab, rows in _scored_segments(t, m, min_hold_ms, exclusion_ms):
