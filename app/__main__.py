@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="for --replay: append the session's row to this demo_results_summary.csv "
                          "(default: demo_results_summary.csv inside the --out folder)")
     ap.add_argument("--max-frames", type=int, help="stop a replay after this many frames")
+    ap.add_argument("--save-crops", metavar="CONSENT", dest="crops_consent",
+                    help="for --replay: also save the model's aligned face crops (crops/ of the session, of "
+                         "each session in an A/B replay; for fer-train mine and fer-train strata). CONSENT is the record of the filmed person's agreement (who, how, "
+                         "when), kept in actions.csv; without it no pixels are saved")
     ab = ap.add_argument_group("A/B replay (--replay with two --model)")
     ab.add_argument("--bootstrap", type=int, default=None, metavar="N",
                     help="resamples of the paired segment bootstrap (default 2000)")
@@ -50,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.summary is not None and not args.replay:
         print("fer-demo: error: --summary applies to --replay only (the window appends to "
               "demo_results_summary.csv in its sessions folder)", file=sys.stderr)
+        return 2
+    if args.crops_consent is not None and not args.replay:
+        print("fer-demo: error: --save-crops applies to --replay only (in the window, clip saving asks for "
+              "consent itself)", file=sys.stderr)
+        return 2
+    if args.crops_consent is not None and not args.crops_consent.strip():
+        print("fer-demo: error: --save-crops needs the consent record as its value (who agreed, how, when)",
+              file=sys.stderr)
         return 2
     if args.labels_b is not None and (args.replay or args.video is None):
         print("fer-demo: error: --labels-b applies to --video only (rater B's track in the window; score against "
@@ -112,9 +124,10 @@ def _replay(args: argparse.Namespace) -> int:
             return _print_compare(replay_compare(
                 args.replay, args.out, models, args.labels, max_frames=args.max_frames, summary_csv=args.summary,
                 **{k: v for k, v in (("n_resamples", args.bootstrap), ("seed", args.seed),
-                                     ("max_disagreements", args.max_disagreements)) if v is not None}))
+                                     ("max_disagreements", args.max_disagreements)) if v is not None},
+                crops_consent=args.crops_consent))
         res = replay_video(args.replay, args.out, models[0], args.labels, max_frames=args.max_frames,
-                           summary_csv=args.summary)
+                           summary_csv=args.summary, crops_consent=args.crops_consent)
     except FerError as exc:
         print(f"fer-demo: error: {exc}", file=sys.stderr)
         return 2

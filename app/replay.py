@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 import cv2
 
+from app.clip_writer import CropWriter
 from app.session import SessionRecorder, check_new_session_dir, prepare_session_dir
 from app.sources import VideoFileSource
 from fer_models.detector import FaceDetector
@@ -91,12 +92,19 @@ def _as_app_model(model: FerModel | str | Path | None) -> FerModel:
 def replay_video(video: str | Path, out_dir: str | Path, model: FerModel | str | Path | None = None,
                  labels_csv: str | Path | None = None, settings: PipelineSettings | None = None,
                  detector: FaceDetector | None = None, max_frames: int | None = None,
-                 summary_csv: Path | None = None, progress: Callable[[int], None] | None = None) -> ReplayResult:
+                 summary_csv: Path | None = None, progress: Callable[[int], None] | None = None,
+                 crops_consent: str | None = None) -> ReplayResult:
     """Run detection, crop, inference, calibration and smoothing on every frame and write the session logs.
 
     ``out_dir`` must be new or empty. The summary row goes to ``summary_csv``, by default
     demo_results_summary.csv inside ``out_dir``. Raises ArtifactError (naming the file) for bad input; a
     video that ends before the frame count its container declares is replayed with a warning.
+
+    ``crops_consent``: the record of the filmed person's agreement to keeping their face crops (who
+    agreed, how, when: free text, kept in actions.csv). Only with it are the model's aligned input
+    crops saved (``crops/``, the window's ``CropWriter`` contract), so that ``fer-train mine`` can use
+    the session; the session then logs ``clip_consent granted`` as the window does after its dialog.
+    Without it nothing but the logs is written, as in the window by default.
     """
     out = Path(out_dir)
     summary = Path(summary_csv) if summary_csv else out / SUMMARY_NAME
@@ -105,8 +113,14 @@ def replay_video(video: str | Path, out_dir: str | Path, model: FerModel | str |
         check_summary_target(summary)
     model = _as_app_model(model)
     intervals = read_label_intervals(labels_csv, model.classes) if labels_csv else []
+    _check_consent_record(crops_consent)
     return _replay_models(video, out, [(out, model)], labels_csv, intervals, settings, detector, max_frames,
-                          summary, progress)[0]
+                          summary, progress, crops_consent)[0]
+
+
+def _check_consent_record(crops_consent: str | None) -> None:
+    if crops_consent is not None and not crops_consent.strip():
+        raise ValueError("crops_consent must say who agreed to keeping the face crops, and how; got an empty text")
 
 
 @dataclass
@@ -127,7 +141,7 @@ def replay_compare(video: str | Path, out_dir: str | Path, models: Sequence[FerM
                    detector: FaceDetector | None = None, max_frames: int | None = None,
                    summary_csv: Path | None = None, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
                    max_disagreements: int = DEFAULT_MAX_DISAGREEMENTS,
-                   progress: Callable[[int], None] | None = None) -> CompareResult:
+                   progress: Callable[[int], None] | None = None, crops_consent: str | None = None) -> CompareResult:
     """Same-video A/B: two models over the very same decoded frames and detections.
 
     Each frame is decoded once and its face detected once; every model then makes its own crop (its
@@ -137,7 +151,7 @@ def replay_compare(video: str | Path, out_dir: str | Path, models: Sequence[FerM
     ``out_dir/demo_results_summary.csv``) and ``comparison.json`` (fer_models.comparison.compare_logs:
     scores side by side, the paired segment bootstrap of B - A, the frames where they disagree). Every
     input is checked before anything is written; comparison.json is written last, so a failure there
-    keeps both sessions.
+    keeps both sessions. ``crops_consent`` as for ``replay_video``: each session saves its model's crops.
     """
     if len(models) != 2:
         raise ValueError(f"an A/B replay takes two models, got {len(models)}")
@@ -150,9 +164,10 @@ def replay_compare(video: str | Path, out_dir: str | Path, models: Sequence[FerM
         check_summary_target(summary)
     loaded = [_as_app_model(m) for m in models]
     intervals = read_label_intervals(labels_csv, loaded[0].classes) if labels_csv else []
+    _check_consent_record(crops_consent)
     folders = [out / name for name in AB_NAMES]
     sessions = _replay_models(video, out, list(zip(folders, loaded)), labels_csv, intervals, settings, detector,
-                              max_frames, summary, progress)
+                              max_frames, summary, progress, crops_consent)
     comparison = compare_logs(folders[0] / "per_frame.csv", folders[1] / "per_frame.csv", DEFAULT_SCORING,
                               n_resamples, seed, max_disagreements)
     comparison = {
@@ -170,12 +185,17 @@ def replay_compare(video: str | Path, out_dir: str | Path, models: Sequence[FerM
 
 def _replay_models(video: str | Path, out: Path, targets: list[tuple[Path, FerModel]], labels_csv,
                    intervals, settings: PipelineSettings | None, detector: FaceDetector | None,
-                   max_frames: int | None, summary: Path, progress) -> list[ReplayResult]:
-    """The replay loop for one or more (session folder, model): one decode and detection per frame."""
+                   max_frames: int | None, summary: Path, progress, crops_consent: str | None = None
+                   ) -> list[ReplayResult]:
+    """The replay loop for one or more (session folder, model): one decode and detection per frame.
+
+    With ``crops_consent`` each model's input crops go to its own session's crops/ (the models' cards
+    may ask for other sizes or colours, so each keeps the crop it saw)."""
     settings = settings or PipelineSettings()
     detector = detector or FaceDetector(min_face=settings.min_face, score_threshold=settings.score_threshold)
     models = [m for _, m in targets]
     pipeline = FramePipeline(models[0], detector, settings, extra_models=models[1:])
+    pipeline.set_keep_crops(crops_consent is not None)
     source = VideoFileSource(video)  # refuses a video without a readable frame
     recs: list[SessionRecorder] = []
     try:
@@ -194,6 +214,13 @@ def _replay_models(video: str | Path, out: Path, targets: list[tuple[Path, FerMo
         if len(recs) > 1:
             others = ", ".join(f"{m.model_id} ({m.folder})" for r2, (_, m) in zip(recs, targets) if r2 is not rec)
             rec.log_action(0.0, "compared_with", others)
+    crops: list[CropWriter] = []
+    if crops_consent is not None:
+        for rec, (folder, _) in zip(recs, targets):
+            rec.log_action(0.0, "clip_consent", "granted")
+            rec.log_action(0.0, "clip_consent_record", crops_consent.strip())
+            rec.log_action(0.0, "clip_saving", "on (face crops only: the replayed video is the source)")
+            crops.append(CropWriter(folder))
     n = faces = 0
     timings = []
     t = 0.0
@@ -212,6 +239,9 @@ def _replay_models(video: str | Path, out: Path, targets: list[tuple[Path, FerMo
             results = pipeline.process_all(frame, t)
             for rec, result in zip(recs, results):
                 rec.log_frame(n, t, result)
+            for writer, result in zip(crops, results):
+                if result.crop is not None:
+                    writer.write(n, t, result.crop)
             faces += results[0].face is not None
             timings.append(results[0].timings_ms)
             n += 1
@@ -219,6 +249,10 @@ def _replay_models(video: str | Path, out: Path, targets: list[tuple[Path, FerMo
                 progress(n)
     except BaseException as exc:
         source.release()
+        try:
+            _close_crops(crops, recs, t)
+        except Exception:  # noqa: BLE001 - the error that stopped the replay is the one to report
+            pass
         for rec in recs:
             _close_quietly(rec, t, summary)  # end the logs cleanly where possible; the rows written so far stay
         if isinstance(exc, ArtifactError):
@@ -226,6 +260,7 @@ def _replay_models(video: str | Path, out: Path, targets: list[tuple[Path, FerMo
                                       f"in {out}") from exc
         raise
     source.release()
+    _close_crops(crops, recs, t)
     warnings = []
     declared = source.frame_count
     truncated = at_end and declared and n < declared
@@ -252,6 +287,12 @@ def _replay_models(video: str | Path, out: Path, targets: list[tuple[Path, FerMo
     if failure is not None:
         raise failure
     return results_out
+
+
+def _close_crops(crops: list[CropWriter], recs: list[SessionRecorder], t: float) -> None:
+    for writer, rec in zip(crops, recs):
+        writer.close()
+        rec.log_action(t, "clip_saving", f"off ({writer.frames} crops)")
 
 
 def _close_quietly(rec: SessionRecorder, t: float, summary: Path) -> None:

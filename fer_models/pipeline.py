@@ -178,8 +178,9 @@ class FramePipeline:
             self._crops = [m.crop_spec(**self._settings.crop_overrides()) for m in self._models]
 
     def set_keep_crops(self, keep: bool) -> None:
-        """Attach the session model's input image (``FrameResult.crop``) to every result; only for clip
-        saving, which the app allows after the user's consent."""
+        """Attach each model's input image (``FrameResult.crop``) to its results; only for clip saving,
+        which the app allows after the user's consent (the window saves the session model's; an A/B
+        replay with a consent record saves each model's into its own session)."""
         with self._lock:
             self._keep_crops = bool(keep)
 
@@ -251,7 +252,7 @@ class FramePipeline:
                                        {"detect": detect_ms, "crop": 0.0, "infer": 0.0, "smooth": 0.0,
                                         "total": detect_ms}))
             return out
-        return [self._classify(frame_bgr, face, t_sec, model, crop, sm, detect_ms, keep and i == 0)
+        return [self._classify(frame_bgr, face, t_sec, model, crop, sm, detect_ms, keep)
                 for i, (model, crop, sm) in enumerate(zip(models, crops, smoothers))]
 
     @staticmethod

@@ -74,17 +74,9 @@ def fer_images(fer2013_dir: Path, split_prefix: str = "PrivateTest", per_class: 
 def write_slideshow(path: Path, faces: Sequence[np.ndarray], seconds_each: float, fps: float = 15.0,
                     size: tuple[int, int] = (640, 480), face_px: int = 240) -> int:
     """An MJPG AVI showing each face for ``seconds_each`` seconds; returns the frame count."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    if not writer.isOpened():
-        raise RuntimeError("OpenCV cannot write MJPG video here")
-    n = 0
-    for face in faces:
-        canvas, _ = place_on_canvas(face, size, face_px)
-        for _ in range(int(round(seconds_each * fps))):
-            writer.write(canvas)
-            n += 1
-    writer.release()
-    return n
+    from training.session_video import write_face_video
+
+    return write_face_video(path, faces, seconds_each, fps, size, face_px)
 
 
 def write_frames_video(path: Path, n_frames: int, fps: float = 15.0, size: tuple[int, int] = (160, 120)) -> Path:

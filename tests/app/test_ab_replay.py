@@ -120,3 +120,22 @@ def test_ab_refusals_name_the_problem_and_write_nothing(tmp_path, capsys, model_
     rc, _, err = _run(capsys, "--replay", slideshow["video"], "--model", model_dir, "--model", model_b,
                       "--out", out)
     assert rc == 2 and "not empty" in err and sorted(p.name for p in out.iterdir()) == ["old"]
+
+
+def test_an_ab_replay_with_a_consent_record_saves_each_models_own_crops(tmp_path, capsys, model_dir, model_b,
+                                                                        slideshow):
+    out = tmp_path / "ab"
+    rc, _, err = _run(capsys, "--replay", slideshow["video"], "--labels", slideshow["labels"], "--model", model_dir,
+                      "--model", model_b, "--out", out, "--bootstrap", "20", "--save-crops", "fixture faces")
+    assert rc == 0, err
+    sizes = {}
+    for name in ("A", "B"):
+        rows = read_csv_table(out / name / "crops" / "crops.csv", ("frame_index", "time_sec", "file"))
+        frames = read_per_frame(out / name / "per_frame.csv")
+        assert rows["frame_index"] == [i for i, w in zip(frames["frame_index"], frames["face_w"]) if w]
+        import cv2
+
+        sizes[name] = cv2.imread(str(out / name / "crops" / rows["file"][0]), cv2.IMREAD_UNCHANGED).shape
+        kinds = [(k, v) for _, k, v in read_actions(out / name / "actions.csv")]
+        assert ("clip_consent", "granted") in kinds and ("clip_consent_record", "fixture faces") in kinds
+    assert sizes == {"A": (64, 64), "B": (48, 48)}  # each card's own input size

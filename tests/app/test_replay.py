@@ -230,3 +230,15 @@ def test_replay_errors_are_artifact_errors_from_the_library_too(tmp_path, model_
     empty = write_frames_video(tmp_path / "empty.avi", 0)
     with pytest.raises(ArtifactError, match="no frame"):
         replay_video(empty, tmp_path / "s", load_model_folder(model_dir))
+
+
+# ----------------------------------------------------------------------------- face crops need a consent record
+
+def test_save_crops_needs_a_consent_record(tmp_path, model_dir, video, capsys):
+    rc, _, err = _replay(capsys, video, "--out", tmp_path / "s", "--model", model_dir, "--save-crops", "  ")
+    assert rc == 2 and "needs the consent record" in err and not (tmp_path / "s").exists()
+
+
+def test_save_crops_applies_to_replay_only(capsys):
+    assert fer_demo(["--save-crops", "P01 agreed"]) == 2
+    assert "--replay only" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 15 on the 2-core CPU: CK+ as a second domain, targeted fine-tuning, per-class calibration, strata.
-# Usage: training/recipes/domain_cpu.sh STAGE [STUDENT_RUN NAME]   (index | adapt | strata | adapt-head)
+# Usage: training/recipes/domain_cpu.sh STAGE [STUDENT_RUN NAME]   (index | adapt | strata | adapt-head | adapt-mid)
 # First pass (2026-12-01): the finished no-distillation student runs/sharp/students/s1-48-none_s1337, to
 # measure the pipeline end to end; to be repeated on the shipped distilled student when it exists.
 set -euo pipefail
@@ -32,6 +32,17 @@ adapt-head)  # second try after adapt's FER2013 regression (-2.6 points): only t
       --epochs 2 --threads 1 --no-progress --resume
   $FT strata --out runs/strata/${NAME}_head_ck_test --index $CK --split test --run "$S" --run $H
   $FT strata --out runs/strata/${NAME}_head_fer_test --index $FER --split test --run "$S" --run $H --no-pose
+  ;;
+adapt-mid)  # third try (2026-12-01, third working period): between the last block (+CK+, -FER) and the head (neither)
+  # (a) the last block with 4:1 replay and lr 1e-4 (first pass: 1:1, 3e-4); (b) BatchNorm affine only (statistics frozen), 2:1 replay
+  for v in "last-block 4 1e-4 lb_r4" "bn 2 1e-3 bn_r2"; do
+    set -- $v
+    M=runs/adapt/${NAME}_ck_$4
+    $FT adapt "$S" --index $CK --replay-index $FER --out $M --train $1 --bn frozen --replay-ratio $2 --lr $3 \
+        --epochs 2 --threads 1 --no-progress --resume
+    $FT strata --out runs/strata/${NAME}_$4_ck_test --index $CK --split test --run "$S" --run $M --no-pose
+    $FT strata --out runs/strata/${NAME}_$4_fer_test --index $FER --split test --run "$S" --run $M --no-pose
+  done
   ;;
 *) echo "unknown stage $1" >&2; exit 2 ;;
 esac
