@@ -71,6 +71,19 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> P
 
 # ----------------------------------------------------------------------------- JSON
 
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file (a BOM, as spreadsheet tools write one, is dropped); every failure names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(path, "file not found")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(path, f"not UTF-8 text ({exc})") from None
+    except OSError as exc:
+        raise ArtifactError(path, f"cannot read ({_reason(exc)})") from None
+
+
 def read_json(path: str | Path) -> Any:
     """Read a UTF-8 JSON file, turning every failure into an ArtifactError naming the file."""
     path = Path(path)

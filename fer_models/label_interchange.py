@@ -48,7 +48,7 @@ from typing import Mapping, Sequence
 
 from fer_models.classes import FER7, canonical_class_name
 from fer_models.errors import ArtifactError
-from fer_models.files import atomic_write_text
+from fer_models.files import atomic_write_text, read_text
 from fer_models.session_log import LabelInterval, read_label_intervals, write_label_intervals
 
 Tracks = dict[str, list[LabelInterval]]  # rater name -> intervals, in the order given
@@ -311,14 +311,7 @@ def read_boris(path: str | Path, classes: Sequence[str] = FER7, notes: list[str]
     """BORIS tabular events (TSV or CSV) as tracks, one per subject (START/STOP pairs per subject and
     behavior); ``notes`` gets what was skipped (POINT events)."""
     path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(path, "file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ArtifactError(path, f"not UTF-8 text ({exc})") from None
-    except OSError as exc:
-        raise ArtifactError(path, f"cannot read ({exc.strerror or exc})") from None
+    text = read_text(path)
     first = text.splitlines()[0] if text.strip() else ""
     delimiter = "\t" if "\t" in first or path.suffix.lower() in (".tsv", ".txt") else ","
     try:

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 from fer_models.classes import FER7, UNSTABLE
 from fer_models.errors import ArtifactError, ArtifactWriteError
-from fer_models.files import atomic_write_text
+from fer_models.files import atomic_write_text, read_text
 
 STAGES = ("detect", "crop", "infer", "smooth", "total")
 EVENTS_COLUMNS = ("label", "start_frame", "end_frame", "start_time_sec", "end_time_sec", "source")
@@ -247,13 +247,7 @@ class SessionLogger:
 def read_csv_table(path: str | Path, required: Sequence[str]) -> dict[str, list[str]]:
     """Read a CSV into columns, refusing missing columns or ragged rows with the file and line named."""
     path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(path, "file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ArtifactError(path, f"not UTF-8 text ({exc})") from exc
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(read_text(path)))
     header = checked_header(reader, path, required)
     cols: dict[str, list[str]] = {h: [] for h in header}
     for lineno, values in enumerate(reader, start=2):

@@ -62,14 +62,33 @@ def bootstrap_ci(preds: Sequence[np.ndarray], labels: np.ndarray, n_boot: int = 
             "macro_f1": (float(np.percentile(f1, lo)), float(np.percentile(f1, hi)))}
 
 
+def resample_indices(rng: np.random.Generator, n: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """One bootstrap resample of ``n`` rows: rows drawn with replacement, or, with ``groups`` (a group id
+    per row), whole groups drawn with replacement and all their rows taken (a cluster bootstrap).
+
+    Why groups: the frames of one label segment of a session are nearly the same picture, so
+    resampling frames as if independent gives intervals far too narrow; the segment is the unit
+    (as in fer_models.comparison's paired segment bootstrap).
+    """
+    if groups is None:
+        return rng.integers(0, n, n)
+    groups = np.asarray(groups)
+    ids, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(ids))]
+    return np.concatenate([members[g] for g in rng.integers(0, len(ids), len(ids))])
+
+
 def paired_bootstrap(preds_a: Sequence[np.ndarray], preds_b: Sequence[np.ndarray], labels: np.ndarray,
-                     n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
-    """Accuracy difference A - B (seed means) on the same resampled images: mean, 95% interval, P(A <= B)."""
+                     n_boot: int = 1000, seed: int = 0, groups: np.ndarray | None = None) -> dict[str, float]:
+    """Accuracy difference A - B (seed means) on the same resampled images: mean, 95% interval, P(A <= B).
+
+    ``groups``: resample whole groups of rows (``resample_indices``), e.g. the label segments of a session."""
     rng = np.random.default_rng(seed)
     n = len(labels)
     ca = np.mean([p == labels for p in preds_a], axis=0)
     cb = np.mean([p == labels for p in preds_b], axis=0)
-    diffs = np.array([np.mean(ca[idx] - cb[idx]) for idx in (rng.integers(0, n, n) for _ in range(n_boot))])
+    diffs = np.array([np.mean(ca[idx] - cb[idx]) for idx in (resample_indices(rng, n, groups)
+                                                             for _ in range(n_boot))])
     return {"diff_mean": float(np.mean(ca - cb)), "ci_low": float(np.percentile(diffs, 2.5)),
             "ci_high": float(np.percentile(diffs, 97.5)), "p_a_not_better": float(np.mean(diffs <= 0))}
 

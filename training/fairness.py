@@ -34,7 +34,10 @@ honour ``temperature`` / ``per_class_temperature`` / ``logit_bias`` and ``thresh
 withheld label is a miss, as in the app). ``--session DIR`` (repeatable) scores a session's
 logged ``pred_label`` against its ``manual_label`` over the rows transition-fair scoring
 scores; sessions with the same scored frames and labels (one session replayed through
-several models) are compared like models on one source. Their lighting and pose come from
+several models) are compared like models on one source. A session's intervals (overall,
+per stratum, and the paired difference) resample whole label segments, not frames
+(``training.aggregate.resample_indices``): its frames are far from independent, and
+frame-level intervals would look several times tighter than the data allow. Their lighting and pose come from
 ``crops/`` when the session saved crops, else they are unavailable (said in strata.json).
 
 Macro-F1 everywhere here is over the classes present in the true labels of the rows scored,
@@ -215,11 +218,16 @@ def present_macro_f1(pred: np.ndarray, y: np.ndarray) -> float | None:
 
 
 def bootstrap_metrics(pred: np.ndarray, y: np.ndarray, probs: np.ndarray | None = None, n_boot: int = DEFAULT_BOOT,
-                      seed: int = 0, level: float = 0.95, n_classes: int | None = None) -> dict[str, Any]:
+                      seed: int = 0, level: float = 0.95, n_classes: int | None = None,
+                      groups: np.ndarray | None = None) -> dict[str, Any]:
     """Value and percentile interval over ``n_boot`` resamples of the rows (as ``aggregate.bootstrap_ci``).
 
     Accuracy and macro-F1 always; ECE when ``probs`` are given; per-class F1 when ``n_classes``.
+    ``groups`` (a group id per row): whole groups are resampled (``aggregate.resample_indices``);
+    sessions pass their label segments, dataset images none.
     """
+    from training.aggregate import resample_indices
+
     pred = np.asarray(pred, dtype=np.int64)
     y = np.asarray(y, dtype=np.int64)
     n = len(y)
@@ -237,7 +245,7 @@ def bootstrap_metrics(pred: np.ndarray, y: np.ndarray, probs: np.ndarray | None 
     rng = np.random.default_rng(seed)
     draws = {k: [] for k in fns}
     for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
+        idx = resample_indices(rng, n, groups)
         for k, f in fns.items():
             draws[k].append(f(idx))
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
@@ -268,6 +276,7 @@ class Source:
     features: Features
     models: list[Scored] = field(default_factory=list)
     classes: list[str] = field(default_factory=lambda: list(FER7))
+    groups: np.ndarray | None = None  # resampling unit per row: a session's label segment; None = the row
 
 
 def _split_run_spec(spec: str) -> tuple[Path, Path | None]:
@@ -347,7 +356,7 @@ def index_source(index_dir: str | Path, split: str, runs: Sequence[str], pose: P
 
 def session_rows(folder: Path) -> dict[str, Any]:
     """Scored rows of a session log: frame, manual and predicted class (NO_LABEL for unstable), face size."""
-    from fer_models.scoring import DEFAULT_SCORING
+    from fer_models.scoring import DEFAULT_SCORING, label_segments
     from fer_models.session_log import read_per_frame
 
     from training.mine import _float, _label, scored_mask
@@ -359,6 +368,9 @@ def session_rows(folder: Path) -> dict[str, Any]:
     pred = [_label(v, path, i + 2, "pred_label") for i, v in enumerate(cols["pred_label"])]
     mask = scored_mask(t, manual, DEFAULT_SCORING.min_hold_ms, DEFAULT_SCORING.exclusion_ms)
     rows = np.flatnonzero(mask)
+    segment = np.zeros(len(manual), np.int64)
+    for k, (first, last, _) in enumerate(label_segments(manual)):
+        segment[first:last + 1] = k
     frames = ([int(_float(cols["frame_index"][i], path, i + 2, "frame_index")) for i in rows]
               if "frame_index" in cols else [int(i) for i in rows])
     sizes = None
@@ -369,7 +381,7 @@ def session_rows(folder: Path) -> dict[str, Any]:
             sizes.append(min(_float(w, path, i + 2, "face_w"), _float(h, path, i + 2, "face_h")) if w and h else None)
     return {"frames": frames, "labels": np.array([manual[i] for i in rows], dtype=np.int64),
             "pred": np.array([NO_LABEL if pred[i] is None else pred[i] for i in rows], dtype=np.int64),
-            "times": t[rows], "sizes": sizes}
+            "times": t[rows], "sizes": sizes, "segments": segment[rows]}
 
 
 def session_sources(folders: Sequence[str | Path], pose: PoseEstimator | None,
@@ -401,7 +413,7 @@ def session_sources(folders: Sequence[str | Path], pose: PoseEstimator | None,
             feats = image_features(images, pose if has_pixels else None, brightness_edges, r["sizes"], aligned=True)
             if r["sizes"] is None:
                 feats.notes["face_size"] = "per_frame.csv has no face_w/face_h columns"
-            groups[key] = Source(f"session:{folder.name}", r["labels"], feats)
+            groups[key] = Source(f"session:{folder.name}", r["labels"], feats, groups=r["segments"])
         groups[key].models.append(Scored(folder.name, r["pred"], None, "as logged (pred_label)"))
     return list(groups.values())
 
@@ -418,7 +430,7 @@ def summarise(sources: Sequence[Source], n_boot: int = DEFAULT_BOOT, min_n: int 
         y, k = src.labels, len(src.classes)
         base = src.models[0] if src.models else None
         for m in src.models:
-            b = bootstrap_metrics(m.pred, y, m.probs, n_boot, n_classes=k)
+            b = bootstrap_metrics(m.pred, y, m.probs, n_boot, n_classes=k, groups=src.groups)
             row: dict[str, Any] = {"source": src.name, "model": m.model, "n": int(len(y)),
                                    "calibration": m.calibration, "coverage": float(np.mean(m.pred != NO_LABEL))}
             for name in ("accuracy", "macro_f1", "ece"):
@@ -429,7 +441,7 @@ def summarise(sources: Sequence[Source], n_boot: int = DEFAULT_BOOT, min_n: int 
                 row.update({f"f1_{c}": pc["value"][j], f"f1_{c}_ci_low": pc["ci_low"][j],
                             f"f1_{c}_ci_high": pc["ci_high"][j], f"n_{c}": int(np.sum(y == j))})
             if base is not None and m is not base:
-                pb = paired_bootstrap([m.pred], [base.pred], y, n_boot)
+                pb = paired_bootstrap([m.pred], [base.pred], y, n_boot, groups=src.groups)
                 row.update({"vs": base.model, "accuracy_diff": pb["diff_mean"], "accuracy_diff_ci_low": pb["ci_low"],
                             "accuracy_diff_ci_high": pb["ci_high"], "p_not_better": pb["p_a_not_better"]})
             summary.append(row)
@@ -441,7 +453,8 @@ def summarise(sources: Sequence[Source], n_boot: int = DEFAULT_BOOT, min_n: int 
                     continue
                 for stratum in src.features.order[kind]:
                     idx = np.array([i for i, s in enumerate(labels) if s == stratum], dtype=np.int64)
-                    sb = bootstrap_metrics(m.pred[idx], y[idx], None, n_boot)
+                    sb = bootstrap_metrics(m.pred[idx], y[idx], None, n_boot,
+                                           groups=None if src.groups is None else src.groups[idx])
                     strata.append({"source": src.name, "model": m.model, "kind": kind, "stratum": stratum,
                                    "n": int(len(idx)), "few": bool(len(idx) < min_n),
                                    "accuracy": sb["accuracy"]["value"], "accuracy_ci_low": sb["accuracy"]["ci_low"],

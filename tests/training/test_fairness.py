@@ -161,3 +161,29 @@ def test_cli_and_bad_input(scored_index, tmp_path, capsys):
     assert "not a session folder" in capsys.readouterr().err
     data = json.loads((tmp_path / "o" / "strata.json").read_text())
     assert data["min_n"] == 30 and data["bins"]["brightness"][0] == 0.0
+
+
+def test_resampling_groups_takes_whole_groups():
+    from training.aggregate import resample_indices
+
+    groups = np.repeat([7, 3, 9], [5, 2, 4])
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        idx = resample_indices(rng, len(groups), groups)
+        drawn = groups[idx]
+        for g, size in ((7, 5), (3, 2), (9, 4)):
+            assert np.sum(drawn == g) % size == 0  # a group comes with all its rows or not at all
+        assert len(np.unique(idx)) <= len(idx)
+    assert np.array_equal(resample_indices(np.random.default_rng(0), 5), np.random.default_rng(0).integers(0, 5, 5))
+
+
+def test_session_intervals_resample_segments_not_frames(tmp_path):
+    """Ten segments of 40 near-identical frames, half of them right: the interval of a 10-segment sample,
+    not of 400 independent frames."""
+    segs = [("Happy" if i % 2 else "Sad", 40, "Happy") for i in range(10)]
+    s = fake_session(tmp_path, "s", segs, crops=False)
+    row = run_strata(tmp_path / "o", sessions=[s], n_boot=400, pose=False)["summary"][0]
+    width = row["accuracy_ci_high"] - row["accuracy_ci_low"]
+    frames = bootstrap_metrics(np.where(np.arange(400) % 80 < 40, 1, 3), np.full(400, 3), n_boot=400)
+    frame_width = frames["accuracy"]["ci_high"] - frames["accuracy"]["ci_low"]
+    assert width > 2.5 * frame_width  # about sqrt(40 / 1) times wider in theory; the frame CI is ~0.1 wide

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 15 on the 2-core CPU: CK+ as a second domain, targeted fine-tuning, per-class calibration, strata.
-# Usage: training/recipes/domain_cpu.sh STAGE [STUDENT_RUN NAME]   (index | adapt | strata | adapt-head | adapt-mid)
+# Usage: training/recipes/domain_cpu.sh STAGE [STUDENT_RUN NAME]   (index | adapt | strata | adapt-head | adapt-mid | sessions)
 # First pass (2026-12-01): the finished no-distillation student runs/sharp/students/s1-48-none_s1337, to
 # measure the pipeline end to end; to be repeated on the shipped distilled student when it exists.
 set -euo pipefail
@@ -43,6 +43,33 @@ adapt-mid)  # third try (2026-12-01, third working period): between the last blo
     $FT strata --out runs/strata/${NAME}_$4_ck_test --index $CK --split test --run "$S" --run $M --no-pose
     $FT strata --out runs/strata/${NAME}_$4_fer_test --index $FER --split test --run "$S" --run $M --no-pose
   done
+  ;;
+sessions)  # the session loop (2026-12-01): CK+ faces played as labelled videos stand in for recorded sessions
+  # (fer-train session-video; no one was filmed). Adaptation subjects -> replay with the shipped model, crops
+  # saved under the dataset's consent -> mine -> adapt (BN affine, the best of adapt-mid) -> export -> A/B
+  # replay of the evaluation subjects' video through both models -> strata of both sessions.
+  DEMO=${FER_DEMO:-fer-demo}
+  SS=runs/sessions
+  M=${4:-resources/models/default}       # the model folder the mining session ran (the student's export)
+  CONSENT="CK+ (ckplus48) subjects: the dataset's research-use consent; no one was filmed for this project"
+  for part in "adapt train val" "eval test"; do
+    set -- $part; name=$1; shift
+    [ -f $SS/ck_${name}_video/video.avi ] || $FT session-video --index $CK --split "$@" --out $SS/ck_${name}_video
+  done
+  [ -f $SS/ck_adapt_session/score.json ] || $DEMO --replay $SS/ck_adapt_video/video.avi \
+      --labels $SS/ck_adapt_video/labels.csv --model $M --out $SS/ck_adapt_session --save-crops "$CONSENT" --provider cpu
+  [ -f $SS/ck_mined/index.json ] || $FT mine $SS/ck_adapt_session --out $SS/ck_mined --per-session-cap 1000
+  SA=runs/adapt/${NAME}_sess_bn_r2
+  $FT adapt "$S" --index $SS/ck_mined --replay-index $FER --out $SA --train bn --bn frozen --replay-ratio 2 \
+      --lr 1e-3 --epochs 2 --threads 1 --no-progress --resume
+  margin=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['crop_margin'])" $M/model_card.json)
+  [ -f $SA/export/fp16/model.onnx ] || $FT export $SA --fp16 --crop-margin "$margin" --model-id ${NAME}-sess-bn
+  [ -f $SS/ck_eval_ab/comparison.json ] || $DEMO --replay $SS/ck_eval_video/video.avi \
+      --labels $SS/ck_eval_video/labels.csv --model $M --model $SA/export/fp16 --out $SS/ck_eval_ab \
+      --save-crops "$CONSENT" --provider cpu
+  $FT strata --out runs/strata/${NAME}_sessions_ck_eval --session $SS/ck_eval_ab/A --session $SS/ck_eval_ab/B
+  $FT strata --out runs/strata/${NAME}_sess_bn_ck_test --index $CK --split test --run "$S" --run $SA --no-pose
+  $FT strata --out runs/strata/${NAME}_sess_bn_fer_test --index $FER --split test --run "$S" --run $SA --no-pose
   ;;
 *) echo "unknown stage $1" >&2; exit 2 ;;
 esac
