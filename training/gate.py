@@ -29,6 +29,9 @@ Checklists (training/README.md, "Gates and the report"):
   ``nl_testbed.json`` with ``status: passed`` and every test passed, and ``memory_trace.csv``
   whose resident memory (and GPU memory, when traced) grows by at most the bound after the
   warm-up steps. Absent files are NO-GO "not run".
+- ``nl-phase`` (per full student run, with ``--baseline`` plain runs): finite losses and gradient
+  norms, memory flat, val accuracy not below the plain seeds' mean minus one sd
+  (``training.gate_nl_phase``; the decision is also written to RUN/gate_nl_phase.json).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from fer_models.classes import FER7, read_classes_json
 from fer_models.files import read_json
 from fer_models.errors import ArtifactError, FerError
 
-STAGES: tuple[str, ...] = ("teachers", "ensembles", "students", "demo", "nl-negl")
+STAGES: tuple[str, ...] = ("teachers", "ensembles", "students", "demo", "nl-negl", "nl-phase")
 SOFTLABEL_TEMPERATURE = 2.0  # the plan's targets (DESIGN.md §4: probabilities at T=2)
 MIN_SEEDS = 3
 NL_TESTBED_FILE = "nl_testbed.json"
@@ -794,7 +797,7 @@ def gate_nl_negl(runs: Sequence[Path], bound_mb: float | None = None) -> list[It
 
 def run_gate(stage: str, run_dirs: Iterable[str | Path], index: Path | None = None, summary: Path | None = None,
              latency: Path | None = None, exports: Sequence[Path] = (), seeds: int = MIN_SEEDS,
-             memory_bound_mb: float | None = None) -> GateResult:
+             memory_bound_mb: float | None = None, baselines: Sequence[Path] = ()) -> GateResult:
     """The checklist of ``stage`` over ``run_dirs``; raises ArtifactError for a RUN_DIR that is not a folder."""
     if stage not in STAGES:
         raise ArtifactError(None, f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
@@ -810,15 +813,23 @@ def run_gate(stage: str, run_dirs: Iterable[str | Path], index: Path | None = No
         items = gate_students(runs, summary, latency, exports, seeds)
     elif stage == "demo":
         items = gate_demo(runs, summary)
-    else:
+    elif stage == "nl-negl":
         items = gate_nl_negl(runs, memory_bound_mb)
+    else:
+        from training.gate_nl_phase import gate_nl_phase
+
+        for b in baselines:
+            if not Path(b).is_dir():
+                raise ArtifactError(Path(b), "not a folder (--baseline)")
+        items = gate_nl_phase(runs, [Path(b) for b in baselines], memory_bound_mb)
     if not runs:
         items = [Item(stage, "", "folders", False, f"no {stage} folders given")]
     return GateResult(stage, items)
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("gate", help="go/no-go checklist of a stage (teachers, ensembles, students, demo, nl-negl)")
+    p = sub.add_parser("gate", help="go/no-go checklist of a stage (teachers, ensembles, students, demo, nl-negl, "
+                                    "nl-phase)")
     p.add_argument("stage", choices=STAGES)
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
                    help="run folders of the stage (session folders for demo)")
@@ -833,13 +844,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--memory-bound-mb", type=float, default=None,
                    help=f"nl-negl: allowed memory growth after warm-up (default: nl_testbed.json's, else "
                         f"{MEMORY_GROWTH_BOUND_MB:g})")
+    p.add_argument("--baseline", type=Path, action="append", default=[], metavar="RUN_DIR",
+                   help="nl-phase: a plain student run of the same recipe (repeat for each seed; two or more)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run_cli)
 
 
 def run_cli(args: Any) -> int:
+    if args.baseline and args.stage != "nl-phase":
+        raise ArtifactError(args.baseline[0], "--baseline applies to the nl-phase stage only")
     res = run_gate(args.stage, args.run_dirs, args.index, args.summary, args.latency, args.export, args.seeds,
-                   args.memory_bound_mb)
+                   args.memory_bound_mb, args.baseline)
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
     else:

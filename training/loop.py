@@ -29,7 +29,7 @@ import io
 import math
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -44,7 +44,11 @@ from fer_models.files import atomic_write_text, read_json, write_json
 LossFn = Callable[[Any, Any, Any, float], Any]
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "train_samples",
-                   "sec_per_batch", "images_per_sec")
+                   "sec_per_batch", "images_per_sec", "grad_norm_mean", "grad_norm_max", "peak_rss_mb",
+                   "gpu_peak_mb", "optimizer_state_mb")
+# the safety-rail columns (issue 14): gradient norm before clipping over the epoch's updates, the process's
+# peak resident memory (and CUDA max allocated) so far, and the optimizer's state size; empty in rows written
+# before they existed. fer-train gate nl-phase reads them.
 SMOKE_EPOCHS = 3
 SMOKE_TRAIN_SAMPLES = 700
 SMOKE_EVAL_SAMPLES = 350
@@ -199,6 +203,7 @@ class TrainState:
     global_update: int = 0
     best_acc: float = -1.0
     best_epoch: int = -1
+    grad_norms: list[float] = field(default_factory=list)  # this epoch's, one per optimizer update
 
 
 def open_run(args: Any, argd: dict[str, Any], out: Path, rt: Any, resume_fixed: Sequence[str]
@@ -368,6 +373,30 @@ def write_run_record(args: Any, argd: dict[str, Any], backbone: str, role: str, 
 
 # ----------------------------------------------------------------------------- one epoch
 
+def _grad_norm(model: Any) -> Any:
+    """The L2 norm over every parameter's gradient (what clip_grad_norm_ reports), without clipping."""
+    import torch
+
+    norms = [p.grad.detach().norm(2) for p in model.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms), 2) if norms else torch.zeros(())
+
+
+def safety_columns(state: TrainState, device: Any) -> dict[str, str]:
+    """The history row's safety-rail figures for the epoch just trained."""
+    import torch
+
+    from training.memory import peak_rss_mb
+    from training.nl import optimizer_state_bytes
+
+    g = state.grad_norms
+    cuda = getattr(device, "type", str(device)) == "cuda"
+    return {"grad_norm_mean": f"{sum(g) / len(g):.6g}" if g else "",
+            "grad_norm_max": f"{max(g):.6g}" if g else "",
+            "peak_rss_mb": f"{peak_rss_mb():.1f}",
+            "gpu_peak_mb": f"{torch.cuda.max_memory_allocated(device) / 2**20:.1f}" if cuda else "",
+            "optimizer_state_mb": f"{optimizer_state_bytes(state.optimizer) / 2**20:.3f}"}
+
+
 def train_one_epoch(args: Any, rt: Any, data: TrainData, state: TrainState, loss_fn: LossFn, epoch: int
                     ) -> tuple[Any, Any, Any]:
     """One pass over the train loader (gradient accumulation, clipping, one schedule step per update).
@@ -379,6 +408,7 @@ def train_one_epoch(args: Any, rt: Any, data: TrainData, state: TrainState, loss
     from training.runtime import maybe_no_sync
 
     model, optimizer, scaler = state.model, state.optimizer, state.scaler
+    state.grad_norms = []
     steps = data.steps_per_epoch
     data.train_ds.set_epoch(epoch)
     data.sampler.set_epoch(epoch)
@@ -409,9 +439,12 @@ def train_one_epoch(args: Any, rt: Any, data: TrainData, state: TrainState, loss
             loss = loss_fn(logits.float(), y, pos, epoch + step / steps)
             scaler.scale(loss / group_size).backward()
         if last_micro:
+            scaler.unscale_(optimizer)  # a no-op without fp16 scaling; the norms below are of the true gradients
             if args.clip_grad and args.clip_grad > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+            else:
+                norm = _grad_norm(model)
+            state.grad_norms.append(float(norm))
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
@@ -506,7 +539,8 @@ def run_epochs(args: Any, rt: Any, data: TrainData, state: TrainState, loss_fn: 
                    "val_acc": f"{val_acc:.6f}", "lr": f"{state.optimizer.param_groups[0]['lr']:.6e}",
                    "seconds": f"{seconds:.2f}", "train_samples": int(seen.item()),
                    "sec_per_batch": f"{train_seconds / max(1, data.steps_per_epoch):.4f}",
-                   "images_per_sec": f"{seen.item() / max(1e-9, train_seconds):.1f}"}
+                   "images_per_sec": f"{seen.item() / max(1e-9, train_seconds):.1f}",
+                   **safety_columns(state, rt.device)}
             history.append(row)
             write_history(out / "history.csv", history)
             improved = save_checkpoints(out, state, meta, index, argd, epoch, val_acc)

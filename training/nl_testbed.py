@@ -36,7 +36,6 @@ import argparse
 import csv
 import io
 import math
-import resource
 import sys
 import time
 from pathlib import Path
@@ -46,6 +45,7 @@ import numpy as np
 
 from fer_models.errors import FerError
 from fer_models.files import atomic_write_text, write_json
+from training.memory import current_rss_mb, peak_rss_mb
 
 TESTBED_FILE = "nl_testbed.json"
 LOG_FILE = "testbed_log.csv"
@@ -79,22 +79,6 @@ class StateGrowth(RailTripped):
 
 
 # ----------------------------------------------------------------------------- measurements
-
-def current_rss_mb() -> float:
-    """Resident set size now (Linux /proc/self/statm), else the peak so far (getrusage)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as fh:
-            pages = int(fh.read().split()[1])
-        return pages * resource.getpagesize() / 2**20
-    except (OSError, ValueError, IndexError):
-        return peak_rss_mb()
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process (getrusage: KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
 
 def kd_alpha(progress: float, start: float, end: float, ramp_epochs: float) -> float:
     """The KD weight ramp: start -> end linearly over ``ramp_epochs`` (progress in epochs), then end."""

@@ -77,6 +77,9 @@ def test_kd_smoke_run(mini_index, teachers, tmp_path):
     assert d["teachers"][0]["checkpoint_sha256"] == f"{1:064d}"
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [r["epoch"] for r in rows] == ["0", "1"] and all(math.isfinite(float(r["train_loss"])) for r in rows)
+    for r in rows:  # the safety-rail columns (issue 14) of every run
+        assert 0 < float(r["grad_norm_mean"]) <= float(r["grad_norm_max"]) and float(r["peak_rss_mb"]) > 100
+        assert float(r["optimizer_state_mb"]) > 0 and r["gpu_peak_mb"] == ""
     model, ck = model_from_checkpoint(run / "best.pt", classes=FER7, backbone=STUDENT_BACKBONE)
     assert ck["classes"] == list(FER7) and ck["input_size"] == 32 and ck["role"] == "student"
     assert ck["distillation"]["teachers"][0]["arrays_sha256"] == align["arrays_sha256"]
