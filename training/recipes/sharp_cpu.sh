@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | status | interim RUN NAME | install FOLDER)
+# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | status | interim RUN NAME | install FOLDER)
 # Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
 # stage continues where the last working period stopped (and starts a missing run from scratch).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
@@ -59,6 +59,15 @@ round2)  # started 2026-12-01 (second working period): teacher 2 and the first d
   start $R/students/s1-48-kd-rn18_s1337 $R/students/s1-48-kd-rn18_s1337.log student --distill kd --alpha 0.5 \
       --temperature 2 --teacher $R/teacher_resnet18_48 --config-name s1-48-kd-rn18 --epochs 20 \
       --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 "${KD_AUG[@]}" "${COMMON[@]}"
+  wait
+  ;;
+round3)  # teacher 3 (another family) in the slot the KD student frees; run with round2's ResNet50 still going
+  mkdir -p $R/students
+  # EfficientNet-B3 with its native stem (stride 2; 2x2 maps at the last stage for 48 px): stem 1 would give
+  # 3x3 maps at about 4x the cost (70 min an epoch on one core, docs/benchmarks.md), past what 2 cores allow.
+  # fp32 + channels-last (fer-train's default for EfficientNet: bf16 was slower, 6.8 vs 4.7 s a step)
+  start $R/teacher_effb3_48 $R/teacher_effb3_48.log teacher --backbone efficientnet_b3 --epochs 20 \
+      --input-size 48 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
   wait
   ;;
 interim)  # ship the best checkpoint so far of a run that is still training (its best.pt, chosen on val)
