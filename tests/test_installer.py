@@ -30,6 +30,7 @@ def test_linux_bundle_builds_and_passes_its_self_test(tmp_path):
     assert not [p for p in bundle.rglob("*") if "torch" in p.name.lower()]
     internal = bundle / "_internal" / "resources" / "models"
     assert (internal / "default" / "model.onnx").is_file()
+    assert (internal / "ckplus-adapted" / "model.onnx").is_file()  # the adapted model, next to the default
     assert (internal / "detector" / "face_detection_yunet_2026may.onnx").is_file()
     assert (internal / "detector" / "LICENSE-YuNet.txt").is_file()
     assert list((tmp_path / "dist").glob("fer-demo-linux-*.tar.gz"))
