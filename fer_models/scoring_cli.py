@@ -235,16 +235,14 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(str(exc))
         return _main_estimate(args, lags)
     if args.append_summary is not None and args.append_summary.is_dir():
-        print(f"fer-score: error: --append-summary {args.append_summary}: is a directory; give the CSV file to "
-              f"append to, e.g. {args.append_summary / 'demo_results_summary.csv'}", file=sys.stderr)
-        return 2
+        return _fail(f"--append-summary {args.append_summary}: is a directory; give the CSV file to "
+                     f"append to, e.g. {args.append_summary / 'demo_results_summary.csv'}")
     try:
         other = read_label_intervals(args.agree_with) if args.agree_with is not None else None
         result = score_file(args.per_frame, args.min_hold_ms, args.exclusion_ms, args.lock_ms,
                             lag_ms=args.lag_ms or 0.0, agree_with=other)
     except ArtifactError as exc:
-        print(f"fer-score: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     if args.append_summary:
         row = {"scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "session": args.per_frame.parent.name, "per_frame_csv": str(args.per_frame),
@@ -253,12 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             append_demo_summary(args.append_summary, row)
         except ArtifactError as exc:
-            print(f"fer-score: error: {exc}", file=sys.stderr)
-            return 2
+            return _fail(str(exc))
         except OSError as exc:
-            print(f"fer-score: error: {args.append_summary}: cannot append the summary row "
-                  f"({exc.strerror or exc})", file=sys.stderr)
-            return 2
+            return _fail(f"{args.append_summary}: cannot append the summary row "
+                         f"({exc.strerror or exc})")
     if args.agree_with is not None:
         result = {"agree_with": str(args.agree_with), **result}
     if args.lag_ms is not None:  # only when asked for, so the plain output keeps its keys
@@ -268,11 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _print_table(result)
     return 0
-
-
-def _fail(message: str) -> int:
-    print(f"fer-score: error: {message}", file=sys.stderr)
-    return 2
 
 
 def _num(v: float):
@@ -288,6 +279,12 @@ def _print_table(result: dict) -> None:
         print(f"{key:>24}: {_shown(value)}")
 
 
+def _fail(message: str) -> int:
+    """One line on stderr and exit code 2: how every refusal of fer-score ends."""
+    print(f"fer-score: error: {message}", file=sys.stderr)
+    return 2
+
+
 def _main_estimate(args, lags) -> int:
     try:
         out = estimate_lag_file(args.per_frame, lags, args.min_hold_ms, args.exclusion_ms, args.lock_ms)
@@ -297,8 +294,7 @@ def _main_estimate(args, lags) -> int:
             out["plot"] = str(plot_lag_curve(out["curve"], out["best_lag_ms"], args.plot,
                                              title=f"annotator lag scan: {args.per_frame}"))
     except ArtifactError as exc:
-        print(f"fer-score: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     if args.json:
         print(json.dumps(out))
         return 0
@@ -326,15 +322,13 @@ def _main_agreement(args) -> int:
 
     if args.estimate_lag or args.lag_ms is not None or args.append_summary is not None \
             or args.agree_with is not None or args.plot is not None:
-        print("fer-score: error: --agreement takes no --lag-ms, --estimate-lag, --plot, --agree-with or "
-              "--append-summary", file=sys.stderr)
-        return 2
+        return _fail("--agreement takes no --lag-ms, --estimate-lag, --plot, --agree-with or "
+                     "--append-summary")
     a, b = args.agreement
     try:
         out = agreement_files(a, b)
     except ArtifactError as exc:
-        print(f"fer-score: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     if args.json:
         print(json.dumps(out))
         return 0

@@ -240,14 +240,7 @@ class DeepMemoryOptimizer(torch.optim.Optimizer):
             loss_out = self._meta_step(active, us, m_prevs, plan, t, closure)
 
         # the memory's new output is the momentum
-        new_m = [torch.empty_like(u) for u in us]
-        for segs in plan:
-            out = self._memory_out(_gather(us, segs), _gather(m_prevs, segs))
-            o = 0
-            for i, s, e in segs:
-                new_m[i].view(-1)[s:e] = out[o:o + e - s]
-                o += e - s
-            del out
+        new_m = self._memory_outputs(us, m_prevs, plan)
         bc1 = 1 - self._beta1 ** t
         for (group, p), u, m in zip(active, us, new_m):
             st = self.state[p]
@@ -259,6 +252,19 @@ class DeepMemoryOptimizer(torch.optim.Optimizer):
             p.add_((m / bc1).to(p.dtype), alpha=-group["lr"])
         return loss_out
 
+    def _memory_outputs(self, us: list[torch.Tensor], m_prevs: list[torch.Tensor],
+                        plan: list[list[tuple[int, int, int]]]) -> list[torch.Tensor]:
+        """The memory applied to every coordinate, chunk by chunk (``plan``), into one tensor per parameter."""
+        outs = [torch.empty_like(u) for u in us]
+        for segs in plan:
+            out = self._memory_out(_gather(us, segs), _gather(m_prevs, segs))
+            o = 0
+            for i, s, e in segs:
+                outs[i].view(-1)[s:e] = out[o:o + e - s]
+                o += e - s
+            del out
+        return outs
+
     def _meta_step(self, active: list[tuple[dict[str, Any], torch.Tensor]], us: list[torch.Tensor],
                    m_prevs: list[torch.Tensor], plan: list[list[tuple[int, int, int]]], t: int,
                    closure: Callable[[], Any]) -> Any:
@@ -266,13 +272,7 @@ class DeepMemoryOptimizer(torch.optim.Optimizer):
         bc1 = 1 - self._beta1 ** t
         backup = [p.detach().clone() for _, p in active]
         # look-ahead parameters with the current memory (m_t / bc1 computed chunk by chunk into one flat buffer)
-        look = [torch.empty_like(u) for u in us]
-        for segs in plan:
-            out = self._memory_out(_gather(us, segs), _gather(m_prevs, segs))
-            o = 0
-            for i, s, e in segs:
-                look[i].view(-1)[s:e] = out[o:o + e - s]
-                o += e - s
+        look = self._memory_outputs(us, m_prevs, plan)
         for (group, p), m in zip(active, look):
             if group["weight_decay"]:
                 p.mul_(1 - group["lr"] * group["weight_decay"])
