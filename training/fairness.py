@@ -522,8 +522,8 @@ def plot_strata(strata: Sequence[dict], path: Path, min_n: int) -> Path | None:
                       fontsize=6, loc="lower right")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle(f"accuracy by stratum, 95% bootstrap CI; numbers are faces; hatched: fewer than {min_n}",
-                 fontsize=9)
+    fig.suptitle(f"accuracy by stratum, 95% bootstrap CI; numbers are faces (frames for sessions, CI over label "
+                 f"segments); hatched: fewer than {min_n}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
