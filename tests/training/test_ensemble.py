@@ -126,3 +126,8 @@ def test_example_configs_are_valid():
     cfgs = {p.stem: load_config(p) for p in folder.glob("*.json")}
     assert [m["weight"] for m in cfgs["rn18_b3"]["members"]] == [0.7, 0.3]
     assert [m["weight"] for m in cfgs["four_way"]["members"]] == [0.25] * 4
+    # the sharp-data ensembles of issue 10: pairwise 0.7/0.3, equal split of three, val-searched
+    assert [m["weight"] for m in cfgs["sharp_rn18_rn50"]["members"]] == [0.7, 0.3]
+    assert len({m["weight"] for m in cfgs["sharp_equal3"]["members"]}) == 1
+    assert cfgs["sharp_val3"]["weights"] == "search"
+    assert [m["path"] for m in cfgs["sharp_equal3"]["members"]] == [m["path"] for m in cfgs["sharp_val3"]["members"]]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | status | interim RUN NAME | install FOLDER)
+# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | ensembles | status | interim RUN NAME | install FOLDER)
 # Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
 # stage continues where the last working period stopped (and starts a missing run from scratch).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
@@ -69,6 +69,18 @@ round3)  # teacher 3 (another family) in the slot the KD student frees; run with
   start $R/teacher_effb3_48 $R/teacher_effb3_48.log teacher --backbone efficientnet_b3 --epochs 20 \
       --input-size 48 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
   wait
+  ;;
+ensembles)  # after finish-teacher of every teacher: the design's three ensembles, every member gated for alignment
+  # first (fer-train ensemble refuses a member whose soft labels fail the check), weights on val only
+  for t in $R/teacher_resnet18_48 $R/teacher_resnet50_48 $R/teacher_effb3_48; do
+    compgen -G "$t/softlabels/*/alignment.json" > /dev/null || { echo "finish-teacher $t first" >&2; exit 1; }
+    $FT check-alignment $t --index $IDX
+  done
+  $FT gate teachers $R/teacher_resnet18_48 $R/teacher_resnet50_48 $R/teacher_effb3_48 --index $IDX || true
+  for cfg in sharp_rn18_rn50 sharp_equal3 sharp_val3; do
+    [ -f $R/ens_$cfg/ensemble.json ] || $FT ensemble training/configs/$cfg.json --index $IDX --out $R/ens_$cfg
+  done
+  $FT gate ensembles $R/ens_sharp_rn18_rn50 $R/ens_sharp_equal3 $R/ens_sharp_val3 --index $IDX || true
   ;;
 interim)  # ship the best checkpoint so far of a run that is still training (its best.pt, chosen on val)
   src=${2:?run folder}; name=${3:?model name}
