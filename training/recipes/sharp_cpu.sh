@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | ensembles | status | interim RUN NAME | install FOLDER)
+# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | ensembles | students ENS TAG | aggregate TAG | status | interim RUN NAME | install FOLDER)
 # Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
 # stage continues where the last working period stopped (and starts a missing run from scratch).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
@@ -81,6 +81,34 @@ ensembles)  # after finish-teacher of every teacher: the design's three ensemble
     [ -f $R/ens_$cfg/ensemble.json ] || $FT ensemble training/configs/$cfg.json --index $IDX --out $R/ens_$cfg
   done
   $FT gate ensembles $R/ens_sharp_rn18_rn50 $R/ens_sharp_equal3 $R/ens_sharp_val3 --index $IDX || true
+  ;;
+students)  # the students: none / KD (alpha 0.5, T 2) / DKD (alpha 0.5, beta 4, T 2) from ENS (the ensemble
+  # chosen on val, e.g. runs/sharp/ens_sharp_val3; TAG names it in the config, e.g. val3), seeds 1337 2025 42, the
+  # recipe of round 1 (48 px, stem 1, 20 epochs). A finished run (metrics_test.json) is skipped, an unfinished one
+  # resumed; a job waits while two trainings (of any stage) are running, so the CPU stays at two.
+  ens=${2:?ensemble folder}; tag=${3:?short teacher name}
+  mkdir -p $R/students
+  S1=(--epochs 20 --input-size 48 --stem-stride 1 --lr 2e-3)
+  for seed in 1337 2025 42; do
+    for m in none kd dkd; do
+      case $m in
+        none) name=s1-48-none; extra=(--distill none "${AUG[@]}") ;;
+        kd)   name=s1-48-kd-$tag; extra=(--distill kd --alpha 0.5 --temperature 2 --teacher $ens "${KD_AUG[@]}") ;;
+        dkd)  name=s1-48-dkd-$tag; extra=(--distill dkd --alpha 0.5 --beta 4 --temperature 2 --teacher $ens "${KD_AUG[@]}") ;;
+      esac
+      out=$R/students/${name}_s$seed
+      [ -f $out/metrics_test.json ] && continue
+      while [ "$(pgrep -fc 'fer-train (teacher|student) ')" -ge 2 ]; do sleep 60; done
+      start $out $out.log student --config-name $name --seed $seed "${S1[@]}" "${extra[@]}" "${COMMON[@]}"
+      sleep 5
+    done
+  done
+  wait
+  ;;
+aggregate)  # mean, std, bootstrap CIs per configuration; paired DKD vs KD vs none (TAG as for students)
+  tag=${2:?short teacher name}
+  $FT aggregate $R/students/s1-48-{none,kd-$tag,dkd-$tag}_s{1337,2025,42} --out $R/results_summary_students.csv \
+      --compare s1-48-dkd-$tag s1-48-kd-$tag --compare s1-48-dkd-$tag s1-48-none --compare s1-48-kd-$tag s1-48-none
   ;;
 interim)  # ship the best checkpoint so far of a run that is still training (its best.pt, chosen on val)
   src=${2:?run folder}; name=${3:?model name}
