@@ -35,6 +35,13 @@ frames in a low-discrepancy order over time (a prefix of any length is spread ov
 session), until the class reaches ``--per-class-cap`` or no session has frames left under
 ``--per-session-cap``. So one long session cannot dominate a class or the folder.
 
+Agreeing frames (``--agreeing-ratio R``, default 0). Mistakes alone are a one-sided sample:
+adapting on them teaches the model to move away from what it shows, also where it was right (on
+the stand-in CK+ session of docs/results.md, mistakes-only adaptation cost 1.4 points on FER2013).
+With R > 0, each session also gives ``round(R x its mistakes taken)`` scored frames where the
+model showed the held label (same scoring, crop and stride rules), spread over its time; mined.csv
+marks every row's ``kind`` (``mistake`` or ``agreeing``).
+
 Output (``--out DIR``): ``images/<session>/f<frame_index:07d>.png`` (the crop's bytes as
 saved by the app), ``index.csv`` / ``index.json`` / ``classes.json`` (``training.index``'s
 writer: canonical order, fingerprint, ``rows_sha256``, data health) with a ``mining``
@@ -69,7 +76,8 @@ FORMAT = "mined-sessions"
 SPLIT = "train"
 CROPS_COLUMNS = ("frame_index", "time_sec", "file")
 MINED_COLUMNS = ("sample_id", "session", "frame_index", "time_sec", "manual_label", "pred_label", "prob_manual",
-                 "prob_pred", "face_w", "face_h", "crop_file")
+                 "prob_pred", "face_w", "face_h", "crop_file", "kind")
+KINDS = ("mistake", "agreeing")
 DEFAULT_PER_CLASS_CAP = 300
 DEFAULT_PER_SESSION_CAP = 400
 DEFAULT_STRIDE_SEC = 0.25
@@ -94,6 +102,7 @@ class Candidate:
     prob_pred: float | None
     face_w: str = ""
     face_h: str = ""
+    kind: str = "mistake"  # or "agreeing": the model showed the held label (--agreeing-ratio)
 
     @property
     def sample_id(self) -> str:
@@ -110,6 +119,7 @@ class Session:
     scored_per_class: Counter = field(default_factory=Counter)
     candidates: dict[int, list[Candidate]] = field(default_factory=dict)  # class -> in time order
     n_candidates_before_stride: int = 0
+    agreeing: list[Candidate] = field(default_factory=list)  # scored frames the model got right, in time order
 
 
 def consent_status(folder: Path) -> str:
@@ -215,28 +225,35 @@ def read_session(folder: str | Path, min_hold_ms: float = DEFAULT_SCORING.min_ho
     scored = scored_mask(t, manual, min_hold_ms, exclusion_ms)
     s.n_scored = int(scored.sum())
     s.scored_per_class = Counter(manual[i] for i in np.flatnonzero(scored))
-    last_kept: dict[int, float] = {}
+    last_kept: dict[tuple[bool, int], float] = {}
     for i in np.flatnonzero(scored):
         m, p = manual[i], pred[i]
-        if p is None or p == m or frames[i] not in crops:
+        if p is None or frames[i] not in crops:
             continue
+        agrees = p == m
         ct, crop = crops[frames[i]]
         if abs(ct - t[i]) > 1e-3:
             raise ArtifactError(folder / "crops" / "crops.csv",
                                 f"frame {frames[i]} has time_sec {ct} but per_frame.csv says {t[i]}: the crops "
                                 "belong to another session or run")
-        s.n_candidates_before_stride += 1
-        if m in last_kept and t[i] - last_kept[m] < stride_sec - 1e-9:
+        if not agrees:
+            s.n_candidates_before_stride += 1
+        key = (agrees, m)
+        if key in last_kept and t[i] - last_kept[key] < stride_sec - 1e-9:
             continue
-        last_kept[m] = float(t[i])
+        last_kept[key] = float(t[i])
 
         def prob(k: int) -> float | None:
             v = cols[f"prob_{FER7[k]}"][i]
             return _float(v, path, int(i) + 2, f"prob_{FER7[k]}") if v.strip() else None
 
-        s.candidates.setdefault(m, []).append(Candidate(
-            s.name, frames[i], float(t[i]), m, p, crop, prob(m), prob(p),
-            cols.get("face_w", [""] * n)[i], cols.get("face_h", [""] * n)[i]))
+        c = Candidate(s.name, frames[i], float(t[i]), m, p, crop, prob(m), prob(p),
+                      cols.get("face_w", [""] * n)[i], cols.get("face_h", [""] * n)[i],
+                      "agreeing" if agrees else "mistake")
+        if agrees:
+            s.agreeing.append(c)
+        else:
+            s.candidates.setdefault(m, []).append(c)
     return s
 
 
@@ -285,13 +302,31 @@ def select(sessions: Sequence[Session], per_class_cap: int = DEFAULT_PER_CLASS_C
     return chosen
 
 
+def select_agreeing(sessions: Sequence[Session], chosen: Sequence[Candidate], ratio: float) -> list[Candidate]:
+    """Per session, ``round(ratio * its mistakes chosen)`` frames the model got right, spread over the
+    session's time (``spread_order``), so the adaptation data also shows what the model already does well."""
+    if ratio < 0:
+        raise ValueError(f"the agreeing ratio must be >= 0, got {ratio}")
+    per_session = Counter(c.session for c in chosen)
+    extra: list[Candidate] = []
+    for s in sorted(sessions, key=lambda s: s.name):
+        want = int(round(ratio * per_session.get(s.name, 0)))
+        order = spread_order(len(s.agreeing))
+        extra += [s.agreeing[i] for i in order[:want]]
+    return extra
+
+
 # ----------------------------------------------------------------------------- writing
 
 def mine_sessions(session_dirs: Sequence[str | Path], out_dir: str | Path, per_class_cap: int = DEFAULT_PER_CLASS_CAP,
                   per_session_cap: int = DEFAULT_PER_SESSION_CAP, stride_sec: float = DEFAULT_STRIDE_SEC,
                   min_hold_ms: float = DEFAULT_SCORING.min_hold_ms, exclusion_ms: float = DEFAULT_SCORING.exclusion_ms,
-                  skip_refused: bool = False, name: str = "mined", force: bool = False) -> CanonicalIndex:
-    """Read every session (consent first), select, copy the crops and write the index; returns it."""
+                  skip_refused: bool = False, name: str = "mined", force: bool = False,
+                  agreeing_ratio: float = 0.0) -> CanonicalIndex:
+    """Read every session (consent first), select, copy the crops and write the index; returns it.
+
+    ``agreeing_ratio``: also take that many frames the model got right per mistake taken, per
+    session (``select_agreeing``; 0, the default, mines mistakes only)."""
     from training.data_health import HealthAccumulator
 
     if not session_dirs:
@@ -327,6 +362,8 @@ def mine_sessions(session_dirs: Sequence[str | Path], out_dir: str | Path, per_c
     if not chosen:
         raise ArtifactError(out, "no frame qualifies: no scored frame where a class prediction disagrees with the "
                                  "held label and a crop was saved")
+    agreeing = select_agreeing(sessions, chosen, agreeing_ratio)
+    chosen = list(chosen) + agreeing
 
     images = out / "images"
     if images.exists():
@@ -352,20 +389,26 @@ def mine_sessions(session_dirs: Sequence[str | Path], out_dir: str | Path, per_c
                            source=str(images.resolve()), health=health.summary())
     write_index(index, out)
     per_session = Counter(c.session for c in chosen)
-    per_class = Counter(FER7[c.manual] for c in chosen)
+    per_class = Counter(FER7[c.manual] for c in chosen if c.kind == "mistake")
+    per_class_agreeing = Counter(FER7[c.manual] for c in chosen if c.kind == "agreeing")
     meta = read_json(out / "index.json")
     meta["mining"] = {
         "rule": "pred_label a class, != held manual_label, crop saved, row scored by transition-fair scoring",
+        "agreeing_ratio": agreeing_ratio,
+        "agreeing_rule": "per session, round(ratio x its mistakes) scored frames with pred_label == manual_label, "
+                         "spread over time",
         "split": SPLIT,
         "min_hold_ms": min_hold_ms, "exclusion_ms": exclusion_ms, "stride_sec": stride_sec,
         "per_class_cap": per_class_cap, "per_session_cap": per_session_cap,
         "class_order": [FER7[k] for k in class_order(sessions)],
         "class_order_rule": "rarest first by scored manual-label frames over the sessions",
         "per_class": {c: per_class.get(c, 0) for c in FER7},
+        "per_class_agreeing": {c: per_class_agreeing.get(c, 0) for c in FER7},
         "sessions": [{"name": s.name, "path": str(s.path.resolve()), "consent": s.consent, "n_frames": s.n_frames,
                       "n_scored": s.n_scored, "n_candidates": s.n_candidates_before_stride,
                       "n_candidates_after_stride": sum(len(v) for v in s.candidates.values()),
-                      "n_mined": per_session.get(s.name, 0)} for s in sessions],
+                      "n_mined": per_session.get(s.name, 0), "n_agreeing_available": len(s.agreeing),
+                      "n_agreeing": sum(1 for c in agreeing if c.session == s.name)} for s in sessions],
         "refused": [str(e) for e in refused],
     }
     write_json(out / "index.json", meta)
@@ -380,7 +423,7 @@ def _write_mined_csv(path: Path, chosen: Sequence[Candidate]) -> None:
     for c in chosen:
         w.writerow([c.sample_id, c.session, c.frame_index, repr(round(c.time_sec, 6)), FER7[c.manual], FER7[c.pred],
                     "" if c.prob_manual is None else c.prob_manual, "" if c.prob_pred is None else c.prob_pred,
-                    c.face_w, c.face_h, c.crop.name])
+                    c.face_w, c.face_h, c.crop.name, c.kind])
     atomic_write_text(path, buf.getvalue())
 
 
@@ -401,6 +444,9 @@ def add_parser(sub: Any) -> None:
                    help="time left out after each label change and before the next")
     p.add_argument("--skip-refused", action="store_true",
                    help="leave sessions without consent or crops out (named in a warning) instead of stopping")
+    p.add_argument("--agreeing-ratio", type=float, default=0.0, metavar="R",
+                   help="also take R frames the model got right per mistake taken, per session (default 0: "
+                        "mistakes only). Adapting on mistakes alone is a one-sided sample")
     p.add_argument("--name", default="mined", help="index name")
     p.add_argument("--force", action="store_true", help="replace a mined index in --out")
     p.set_defaults(func=run_cli)
@@ -409,15 +455,20 @@ def add_parser(sub: Any) -> None:
 def run_cli(args: Any) -> int:
     try:
         index = mine_sessions(args.sessions, args.out, args.per_class_cap, args.per_session_cap, args.stride_sec,
-                              args.min_hold_ms, args.exclusion_ms, args.skip_refused, args.name, args.force)
+                              args.min_hold_ms, args.exclusion_ms, args.skip_refused, args.name, args.force,
+                              args.agreeing_ratio)
     except ValueError as exc:
         raise ArtifactError(args.out, str(exc)) from exc
     meta = read_json(Path(args.out) / "index.json")["mining"]
     print(f"mined {len(index)} frames (split {SPLIT}) from {len(meta['sessions'])} sessions, fingerprint "
           f"{index.fingerprint} -> {args.out}")
     print("  per class: " + ", ".join(f"{c} {n}" for c, n in meta["per_class"].items() if n))
+    if args.agreeing_ratio:
+        print("  agreeing frames per class: " + ", ".join(f"{c} {n}" for c, n in meta["per_class_agreeing"].items()
+                                                          if n))
     for s in meta["sessions"]:
-        print(f"  {s['name']}: {s['n_mined']} of {s['n_candidates']} disagreeing scored frames with a crop")
+        print(f"  {s['name']}: {s['n_mined'] - s['n_agreeing']} of {s['n_candidates']} disagreeing scored frames "
+              f"with a crop" + (f", {s['n_agreeing']} agreeing" if args.agreeing_ratio else ""))
     return 0
 
 

@@ -191,3 +191,23 @@ def test_cli(tmp_path, capsys):
     bad = fake_session(tmp_path, "nocon", [("Sad", 30, "Happy")], consent=None)
     assert main(["mine", str(bad), "--out", str(tmp_path / "o2")]) == 2
     assert "nocon" in capsys.readouterr().err
+
+
+def test_agreeing_frames_join_the_mistakes_in_the_asked_ratio(tmp_path):
+    s = fake_session(tmp_path, "s1", [("Happy", 30, "Sad"), ("Sad", 40, "Sad"), ("Angry", 40, "Angry")])
+    index = mine_sessions([s], tmp_path / "out", agreeing_ratio=2.0)
+    with (tmp_path / "out" / "mined.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    mistakes = [r for r in rows if r["kind"] == "mistake"]
+    agreeing = [r for r in rows if r["kind"] == "agreeing"]
+    only = mine_sessions([s], tmp_path / "out0")  # the default: mistakes only, as before
+    n = len(only)
+    assert n > 0 and sorted(r["sample_id"] for r in mistakes) == sorted(only.sample_ids)
+    assert len(agreeing) == 2 * n and all(r["manual_label"] == r["pred_label"] for r in agreeing)
+    assert {r["manual_label"] for r in agreeing} == {"Sad", "Angry"}  # spread over the session, both segments
+    assert len(index) == 3 * n and len(set(index.sample_ids)) == 3 * n
+    meta = json.loads((tmp_path / "out" / "index.json").read_text())["mining"]
+    assert meta["agreeing_ratio"] == 2.0 and meta["sessions"][0]["n_agreeing"] == 2 * n
+    assert sum(meta["per_class_agreeing"].values()) == 2 * n and sum(meta["per_class"].values()) == n
+    with pytest.raises(ValueError, match=">= 0"):
+        mine_sessions([s], tmp_path / "out1", agreeing_ratio=-1)
