@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 15 on the 2-core CPU: CK+ as a second domain, targeted fine-tuning, per-class calibration, strata.
-# Usage: training/recipes/domain_cpu.sh STAGE [STUDENT_RUN NAME]   (index | adapt | strata | adapt-head | adapt-mid | sessions | ship-adapted)
+# Usage: training/recipes/domain_cpu.sh STAGE [STUDENT_RUN NAME]   (index | adapt | strata | adapt-head | adapt-mid | sessions | sessions-mixed | ship-adapted)
 # First pass (2026-12-01): the finished no-distillation student runs/sharp/students/s1-48-none_s1337, to
 # measure the pipeline end to end; to be repeated on the shipped distilled student when it exists.
 set -euo pipefail
@@ -70,6 +70,26 @@ sessions)  # the session loop (2026-12-01): CK+ faces played as labelled videos 
   $FT strata --out runs/strata/${NAME}_sessions_ck_eval --session $SS/ck_eval_ab/A --session $SS/ck_eval_ab/B
   $FT strata --out runs/strata/${NAME}_sess_bn_ck_test --index $CK --split test --run "$S" --run $SA --no-pose
   $FT strata --out runs/strata/${NAME}_sess_bn_fer_test --index $FER --split test --run "$S" --run $SA --no-pose
+  ;;
+sessions-mixed)  # after sessions: the same loop with agreeing frames mined 1:1 beside the mistakes (fer-train mine
+  # --agreeing-ratio 1), since mistakes-only adaptation cost 1.4 points on FER2013
+  DEMO=${FER_DEMO:-fer-demo}
+  SS=runs/sessions
+  M=${4:-resources/models/default}
+  CONSENT="CK+ (ckplus48) subjects: the dataset's research-use consent; no one was filmed for this project"
+  [ -f $SS/ck_mined_r1/index.json ] || $FT mine $SS/ck_adapt_session --out $SS/ck_mined_r1 --per-session-cap 1000 \
+      --agreeing-ratio 1
+  SA=runs/adapt/${NAME}_sess_r1_bn_r2
+  $FT adapt "$S" --index $SS/ck_mined_r1 --replay-index $FER --out $SA --train bn --bn frozen --replay-ratio 2 \
+      --lr 1e-3 --epochs 2 --threads 1 --no-progress --resume
+  margin=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['crop_margin'])" $M/model_card.json)
+  [ -f $SA/export/fp16/model.onnx ] || $FT export $SA --fp16 --crop-margin "$margin" --model-id ${NAME}-sess-r1-bn
+  [ -f $SS/ck_eval_ab_r1/comparison.json ] || $DEMO --replay $SS/ck_eval_video/video.avi \
+      --labels $SS/ck_eval_video/labels.csv --model $M --model $SA/export/fp16 --out $SS/ck_eval_ab_r1 \
+      --save-crops "$CONSENT" --provider cpu
+  $FT strata --out runs/strata/${NAME}_sessions_r1_ck_eval --session $SS/ck_eval_ab_r1/A --session $SS/ck_eval_ab_r1/B
+  $FT strata --out runs/strata/${NAME}_sess_r1_bn_ck_test --index $CK --split test --run "$S" --run $SA --no-pose
+  $FT strata --out runs/strata/${NAME}_sess_r1_bn_fer_test --index $FER --split test --run "$S" --run $SA --no-pose
   ;;
 ship-adapted)  # the BN-affine adaptation (adapt-mid's bn_r2, the variant that met both bars) as an app model folder
   # next to the default. Its temperature is refitted on FER2013 val (3,589 faces): the run's own T, fitted on the
