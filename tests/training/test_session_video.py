@@ -18,6 +18,16 @@ from training.mine import mine_sessions
 from training.session_video import face_times_ms, make_session_video, merged_intervals, order_positions
 
 
+@pytest.fixture(scope="module")
+def mini_index(tmp_path_factory, mini_tree):
+    """This module's own copy of the mini index (the shared fixture's object is re-pointed by other tests)."""
+    from training.index import build_index, write_index
+
+    out = tmp_path_factory.mktemp("sv_index") / "index"
+    write_index(build_index(mini_tree, progress=False), out)
+    return load_index(out)
+
+
 def test_face_times_tile_the_video_without_gaps():
     times = face_times_ms(4, 0.5, 15.0)  # 7.5 frames per face: rounding alternates 7 / 8 frames
     assert times[0][0] == 0.0 and all(a[1] == b[0] for a, b in zip(times, times[1:]))
