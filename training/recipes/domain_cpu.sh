@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FT=${FER_TRAIN:-fer-train}
+command -v "$FT" > /dev/null || { echo "$0: $FT not found: activate the venv (. .venv/bin/activate) or set FER_TRAIN" >&2; exit 2; }
 FER=runs/index
 CK=runs/index_ckplus
 S=${2:-runs/sharp/students/s1-48-none_s1337}

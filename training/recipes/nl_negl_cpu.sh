@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FT=${FER_TRAIN:-fer-train}
+command -v "$FT" > /dev/null || { echo "$0: $FT not found: activate the venv (. .venv/bin/activate) or set FER_TRAIN" >&2; exit 2; }
 IDX=runs/index
 T=runs/sharp/teacher_resnet18_48
 N=runs/nl
