@@ -444,7 +444,11 @@ def train_one_epoch(args: Any, rt: Any, data: TrainData, state: TrainState, loss
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
             else:
                 norm = _grad_norm(model)
-            state.grad_norms.append(float(norm))
+            norm = float(norm)
+            if math.isfinite(norm) or not scaler.is_enabled():
+                # under fp16 a non-finite norm is an overflow that GradScaler skips and recovers from: normal,
+                # not logged; elsewhere it is a real divergence, logged so the nl-phase gate stops the phase
+                state.grad_norms.append(norm)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
