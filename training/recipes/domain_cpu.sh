@@ -13,6 +13,26 @@ S=${2:-runs/sharp/students/s1-48-none_s1337}
 NAME=${3:-none_s1337}
 A=runs/adapt/${NAME}_ck
 export OMP_NUM_THREADS=1
+# the session loop (stages sessions, sessions-mixed): the stand-in sessions, the model folder that ran the mining
+# session (the student's export) and the consent under which their crops are saved
+DEMO=${FER_DEMO:-fer-demo}
+SS=runs/sessions
+M=${4:-resources/models/default}
+CONSENT="CK+ (ckplus48) subjects: the dataset's research-use consent; no one was filmed for this project"
+adapt_and_compare() {  # adapt_and_compare SUFFIX: the student adapted on $SS/ck_mined<SUFFIX> (BN affine, 2:1
+  # replay), exported with the shipped card's crop margin, A/B-replayed against $M on the evaluation subjects'
+  # video, and stratified there, on the CK+ eval subjects and on FER2013 PrivateTest
+  local t=$1 sa=runs/adapt/${NAME}_sess${1}_bn_r2 ab=$SS/ck_eval_ab${1} margin
+  $FT adapt "$S" --index $SS/ck_mined$t --replay-index $FER --out $sa --train bn --bn frozen --replay-ratio 2 \
+      --lr 1e-3 --epochs 2 --threads 1 --no-progress --resume
+  margin=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['crop_margin'])" $M/model_card.json)
+  [ -f $sa/export/fp16/model.onnx ] || $FT export $sa --fp16 --crop-margin "$margin" --model-id ${NAME}-sess${t//_/-}-bn
+  [ -f $ab/comparison.json ] || $DEMO --replay $SS/ck_eval_video/video.avi --labels $SS/ck_eval_video/labels.csv \
+      --model $M --model $sa/export/fp16 --out $ab --save-crops "$CONSENT" --provider cpu
+  $FT strata --out runs/strata/${NAME}_sessions${t}_ck_eval --session $ab/A --session $ab/B
+  $FT strata --out runs/strata/${NAME}_sess${t}_bn_ck_test --index $CK --split test --run "$S" --run $sa --no-pose
+  $FT strata --out runs/strata/${NAME}_sess${t}_bn_fer_test --index $FER --split test --run "$S" --run $sa --no-pose
+}
 case "${1:?stage}" in
 index)  # CK+ split by subject (adapt = train + val subjects, eval = test subjects), contempt left out
   [ -f $CK/index.csv ] || $FT index-ckplus --data ../shared/data/ckplus48 --out $CK
@@ -49,10 +69,6 @@ sessions)  # the session loop (2026-12-01): CK+ faces played as labelled videos 
   # (fer-train session-video; no one was filmed). Adaptation subjects -> replay with the shipped model, crops
   # saved under the dataset's consent -> mine -> adapt (BN affine, the best of adapt-mid) -> export -> A/B
   # replay of the evaluation subjects' video through both models -> strata of both sessions.
-  DEMO=${FER_DEMO:-fer-demo}
-  SS=runs/sessions
-  M=${4:-resources/models/default}       # the model folder the mining session ran (the student's export)
-  CONSENT="CK+ (ckplus48) subjects: the dataset's research-use consent; no one was filmed for this project"
   for part in "adapt train val" "eval test"; do
     set -- $part; name=$1; shift
     [ -f $SS/ck_${name}_video/video.avi ] || $FT session-video --index $CK --split "$@" --out $SS/ck_${name}_video
@@ -60,37 +76,13 @@ sessions)  # the session loop (2026-12-01): CK+ faces played as labelled videos 
   [ -f $SS/ck_adapt_session/score.json ] || $DEMO --replay $SS/ck_adapt_video/video.avi \
       --labels $SS/ck_adapt_video/labels.csv --model $M --out $SS/ck_adapt_session --save-crops "$CONSENT" --provider cpu
   [ -f $SS/ck_mined/index.json ] || $FT mine $SS/ck_adapt_session --out $SS/ck_mined --per-session-cap 1000
-  SA=runs/adapt/${NAME}_sess_bn_r2
-  $FT adapt "$S" --index $SS/ck_mined --replay-index $FER --out $SA --train bn --bn frozen --replay-ratio 2 \
-      --lr 1e-3 --epochs 2 --threads 1 --no-progress --resume
-  margin=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['crop_margin'])" $M/model_card.json)
-  [ -f $SA/export/fp16/model.onnx ] || $FT export $SA --fp16 --crop-margin "$margin" --model-id ${NAME}-sess-bn
-  [ -f $SS/ck_eval_ab/comparison.json ] || $DEMO --replay $SS/ck_eval_video/video.avi \
-      --labels $SS/ck_eval_video/labels.csv --model $M --model $SA/export/fp16 --out $SS/ck_eval_ab \
-      --save-crops "$CONSENT" --provider cpu
-  $FT strata --out runs/strata/${NAME}_sessions_ck_eval --session $SS/ck_eval_ab/A --session $SS/ck_eval_ab/B
-  $FT strata --out runs/strata/${NAME}_sess_bn_ck_test --index $CK --split test --run "$S" --run $SA --no-pose
-  $FT strata --out runs/strata/${NAME}_sess_bn_fer_test --index $FER --split test --run "$S" --run $SA --no-pose
+  adapt_and_compare ""
   ;;
 sessions-mixed)  # after sessions: the same loop with agreeing frames mined 1:1 beside the mistakes (fer-train mine
   # --agreeing-ratio 1), since mistakes-only adaptation cost 1.4 points on FER2013
-  DEMO=${FER_DEMO:-fer-demo}
-  SS=runs/sessions
-  M=${4:-resources/models/default}
-  CONSENT="CK+ (ckplus48) subjects: the dataset's research-use consent; no one was filmed for this project"
   [ -f $SS/ck_mined_r1/index.json ] || $FT mine $SS/ck_adapt_session --out $SS/ck_mined_r1 --per-session-cap 1000 \
       --agreeing-ratio 1
-  SA=runs/adapt/${NAME}_sess_r1_bn_r2
-  $FT adapt "$S" --index $SS/ck_mined_r1 --replay-index $FER --out $SA --train bn --bn frozen --replay-ratio 2 \
-      --lr 1e-3 --epochs 2 --threads 1 --no-progress --resume
-  margin=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['crop_margin'])" $M/model_card.json)
-  [ -f $SA/export/fp16/model.onnx ] || $FT export $SA --fp16 --crop-margin "$margin" --model-id ${NAME}-sess-r1-bn
-  [ -f $SS/ck_eval_ab_r1/comparison.json ] || $DEMO --replay $SS/ck_eval_video/video.avi \
-      --labels $SS/ck_eval_video/labels.csv --model $M --model $SA/export/fp16 --out $SS/ck_eval_ab_r1 \
-      --save-crops "$CONSENT" --provider cpu
-  $FT strata --out runs/strata/${NAME}_sessions_r1_ck_eval --session $SS/ck_eval_ab_r1/A --session $SS/ck_eval_ab_r1/B
-  $FT strata --out runs/strata/${NAME}_sess_r1_bn_ck_test --index $CK --split test --run "$S" --run $SA --no-pose
-  $FT strata --out runs/strata/${NAME}_sess_r1_bn_fer_test --index $FER --split test --run "$S" --run $SA --no-pose
+  adapt_and_compare _r1
   ;;
 ship-adapted)  # the adapted model folder next to the default: the session-loop adaptation (sessions-mixed), chosen
   # over adapt-mid's bn_r2 on FER2013 val (0.580 vs 0.570; both met the bars; the evaluation subjects agree, see
