@@ -6,8 +6,10 @@ Usage:
 
 Each case is ``backbone:side[:stem_stride]``, built as fer-train builds it (1 gray
 channel). Modes: ``fp32`` / ``bf16`` (bfloat16 autocast on CPU), ``-cl`` = channels-last
-memory format. Prints the median step time (forward + backward + AdamW, after one
-warm-up step) on random data and the implied seconds per FER2013 epoch (224 steps).
+memory format, a ``-compile`` suffix = ``torch.compile`` (inductor; its compile time, minutes on
+this CPU, is printed apart and kept out of the step time). Prints the median step time (forward +
+backward + AdamW, after one warm-up step, two when compiled) on random data and the implied
+seconds per FER2013 epoch (224 steps).
 
 ``--two-procs`` also times two processes with one thread each running the same step at
 once (the way the recipe runs two trainings side by side) and prints their throughput
@@ -44,6 +46,8 @@ def parse_case(text: str) -> tuple[str, int, int | None]:
 
 def step_seconds(case: str, mode: str, batch: int, steps: int) -> float:
     backbone, side, stem = parse_case(case)
+    compiled = mode.endswith("-compile")
+    mode = mode.removesuffix("-compile")
     cl = mode.endswith("-cl")
     bf16 = mode.startswith("bf16")
     model = create_model(backbone, 7, 1, side, stem_stride=stem)
@@ -52,17 +56,21 @@ def step_seconds(case: str, mode: str, batch: int, steps: int) -> float:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters())
+    forward = torch.compile(model) if compiled else model
     y = torch.randint(0, 7, (batch,))
     times = []
-    for _ in range(steps + 1):
+    warm = 2 if compiled else 1  # a compiled model's second step can still recompile
+    for _ in range(steps + warm):
         t0 = time.perf_counter()
         opt.zero_grad()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x)
+            logits = forward(x)
         torch.nn.functional.cross_entropy(logits.float(), y).backward()
         opt.step()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times[1:])
+    if compiled:
+        print(f"  {case} {mode}-compile: first step (compiling) {times[0]:.0f} s", flush=True)
+    return statistics.median(times[warm:])
 
 
 def _worker(case: str, mode: str, batch: int, steps: int, q: Any) -> None:
