@@ -34,6 +34,38 @@ def run_config_name(run_dir: Path) -> str:
     return name.rsplit("_s", 1)[0] if "_s" in name else name
 
 
+# What makes two runs seeds of one configuration: everything that shapes the model but the seed.
+# (Threads, --resume, progress bars and output paths legitimately differ.) Keys a run's args.json
+# lacks (runs from before a flag existed) read as None.
+RECIPE_KEYS = ("backbone", "distill", "alpha", "beta", "temperature", "dkd_warmup_epochs", "ce_weight",
+               "teacher_arrays_sha256", "teacher_weights_effective", "optimizer", "negl_sha256", "epochs",
+               "input_size", "in_chans", "stem_stride_effective", "lr", "weight_decay", "warmup_epochs",
+               "label_smoothing", "random_erasing", "effective_batch", "index_fingerprint")
+
+
+def run_recipe(run_dir: Path) -> dict[str, Any]:
+    """The recipe fields of a run's args.json (RECIPE_KEYS)."""
+    args = read_json_object(run_dir / "args.json", missing_ok=True)
+    return {k: args.get(k) for k in RECIPE_KEYS}
+
+
+def check_same_recipe(run_dirs: Sequence[Path], configs: Sequence[str]) -> None:
+    """Refuse a configuration whose runs differ in more than the seed: pooling them would report a
+    mixture (say an NL run filed under the plain KD configuration) as the mean of one recipe."""
+    first: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for d, c in zip(run_dirs, configs):
+        recipe = run_recipe(Path(d))
+        if c not in first:
+            first[c] = (Path(d), recipe)
+            continue
+        ref_dir, ref = first[c]
+        diff = [k for k in RECIPE_KEYS if recipe[k] != ref[k]]
+        if diff:
+            shown = ", ".join(f"{k}: {ref[k]!r} vs {recipe[k]!r}" for k in diff[:4])
+            raise ArtifactError(Path(d), f"filed under configuration {c!r} with {ref_dir}, but its recipe "
+                                         f"differs ({shown}); give it its own --config-name")
+
+
 def load_run(run_dir: Path) -> dict[str, Any]:
     """Test predictions and labels of one run (from logits_test.npz)."""
     from training.evaluate import load_split_logits
@@ -103,6 +135,7 @@ def aggregate(run_dirs: Sequence[Path], out_csv: Path, n_boot: int = 1000,
     runs = [load_run(Path(d)) for d in run_dirs]
     if not runs:
         raise ArtifactError(None, "no runs to aggregate")
+    check_same_recipe([Path(d) for d in run_dirs], [r["config"] for r in runs])
     ref = runs[0]
     for r in runs[1:]:
         if not np.array_equal(r["positions"], ref["positions"]) or not np.array_equal(r["labels"], ref["labels"]):

@@ -14,7 +14,7 @@ from training.artifacts import save_npz
 LABELS = np.array([0, 1, 2, 3, 4, 5, 6, 3, 3, 6])
 
 
-def make_run(root, name, config, seed, n_correct):
+def make_run(root, name, config, seed, n_correct, **recipe):
     """A run whose test predictions are right on the first n_correct of 10 images."""
     run = root / name
     run.mkdir()
@@ -25,7 +25,8 @@ def make_run(root, name, config, seed, n_correct):
              sample_id=np.array([f"s{i}" for i in range(10)]), index_fingerprint=np.array("fp"),
              classes=np.array(FER7))
     write_classes_json(run)
-    write_json(run / "args.json", {"config": config})
+    write_json(run / "args.json", {"config": config, "distill": "kd", "lr": 0.002, "seed": seed,
+                                   "out": str(run), **recipe})
     write_json(run / "seed.json", {"seed": seed})
     return run
 
@@ -78,3 +79,15 @@ def test_runs_on_different_test_sets_are_refused(tmp_path):
     save_npz(b / "logits_test.npz", **data)
     with pytest.raises(Exception, match="different test sets"):
         aggregate([a, b], tmp_path / "x.csv", n_boot=10)
+
+
+def test_a_config_whose_runs_differ_in_more_than_the_seed_is_refused(tmp_path):
+    """An NL run filed under the plain KD configuration must not become one of its seeds."""
+    kd = [make_run(tmp_path, f"kd_s{s}", "kd", s, 6, optimizer=None) for s in (1, 2)]
+    nl = make_run(tmp_path, "kd-nl_s3", "kd", 3, 9, optimizer="nl")
+    with pytest.raises(Exception, match=r"kd-nl_s3.*configuration 'kd'.*optimizer: None vs 'nl'"):
+        aggregate([*kd, nl], tmp_path / "x.csv", n_boot=10)
+    assert not (tmp_path / "x.csv").exists()
+    # threads, paths and the seed differ between seeds of one recipe and are not compared
+    res = aggregate([*kd, make_run(tmp_path, "kd_s4", "kd", 4, 7, threads=2)], tmp_path / "y.csv", n_boot=10)
+    assert res["configs"]["kd"]["n_runs"] == 3

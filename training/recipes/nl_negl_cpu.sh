@@ -7,7 +7,7 @@
 #        Each writes testbed_log.csv / memory_trace.csv / nl_testbed.json in runs/nl/<name>; a finished
 #        testbed is skipped when the stage is run again, an unfinished one is redone.
 # gate:  fer-train gate nl-negl on each testbed folder.
-# phase2: the NL full run (local mode): the KD student of `sharp_cpu.sh students ENS TAG` (KD alpha 0.5, T 2
+# phase2: the NL full run (local mode, configuration s1-48-kd-TAG-nl): the KD student of `sharp_cpu.sh students ENS TAG` (KD alpha 0.5, T 2
 #        from the chosen ensemble ENS, seed 1337) with --optimizer nl, everything else equal; resumable.
 # gate2: fer-train gate nl-phase on it against that stage's plain KD seeds (s1-48-kd-TAG_s1337/2025/42, the
 #        ones that exist; two or more are needed), written to its gate_nl_phase.json. Phase 3 (+ NegL) starts
@@ -44,7 +44,7 @@ phase2)
   S=runs/sharp/students
   out=$S/s1-48-kd-$tag-nl_s1337
   pgrep -f -- "--out $out " > /dev/null && { echo "already running"; exit 0; }
-  $FT student --distill kd --alpha 0.5 --temperature 2 --teacher $ens --config-name s1-48-kd-$tag --optimizer nl \
+  $FT student --distill kd --alpha 0.5 --temperature 2 --teacher $ens --config-name s1-48-kd-$tag-nl --optimizer nl \
       --epochs 20 --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 --random-erasing 0.25 --warmup-epochs 1 \
       --index $IDX --batch-size 128 --weight-decay 0.05 --clip-grad 5 --threads 1 --no-progress --resume \
       --out $out >> $out.log 2>&1
