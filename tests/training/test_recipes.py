@@ -35,3 +35,34 @@ def test_a_recipe_without_fer_train_stops_with_a_message(tmp_path):
     proc = subprocess.run(["bash", str(recipe), "status"], capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "FER_TRAIN": "no-such-fer-train"})
     assert proc.returncode == 2 and "not found" in proc.stderr
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
+CONFIG_REF = re.compile(r"training/configs/(?:\$cfg|(?P<path>[\w/.-]+\.json))")
+
+
+def test_every_config_a_recipe_names_exists_and_loads():
+    """An ensemble or NegL config the recipes use must be valid before the teachers it waits for finish."""
+    from training.ensemble import load_config
+    from training.negl import load_negl_config
+
+    named: set[str] = set()
+    for recipe in RECIPES:
+        text = recipe.read_text()
+        named |= {m["path"] for m in CONFIG_REF.finditer(text) if m["path"]}
+        # the ensembles stage loops over names: "for cfg in a b c; do ... training/configs/$cfg.json"
+        for loop in re.finditer(r"for cfg in ([\w ]+); do", text):
+            named |= {f"{name}.json" for name in loop.group(1).split()}
+    assert {"sharp_rn18_rn50.json", "sharp_equal3.json", "sharp_val3.json", "negl/default.json"} <= named
+    for name in sorted(named):
+        path = CONFIGS / name
+        assert path.is_file(), f"{name} is named by a recipe but missing"
+        if name.startswith("negl/"):
+            load_negl_config(path)
+        elif not name.startswith("augment/"):
+            cfg = load_config(path)
+            # every member is a teacher folder that the sharp recipe trains (R=runs/sharp there)
+            sharp = (RECIPES[0].parent / "sharp_cpu.sh").read_text()
+            for member in cfg["members"]:
+                folder = member["path"].replace("runs/sharp/", "$R/")
+                assert folder.startswith("$R/teacher_") and f"{folder} " in sharp, (name, member["path"])
