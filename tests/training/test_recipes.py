@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,24 @@ def test_every_config_a_recipe_names_exists_and_loads():
             for member in cfg["members"]:
                 folder = member["path"].replace("runs/sharp/", "$R/")
                 assert folder.startswith("$R/teacher_") and f"{folder} " in sharp, (name, member["path"])
+
+
+@pytest.mark.skipif(shutil.which("pgrep") is None, reason="needs pgrep")
+def test_start_does_not_start_a_run_twice(tmp_path):
+    """`start` skips a run whose folder a process is already training into. fer-train puts ``--out DIR``
+    last on its command line; the guard once looked for ``--out DIR `` with a trailing space, never
+    matched, and a re-run stage started a third training beside two running ones."""
+    recipe = next(p for p in RECIPES if p.name == "sharp_cpu.sh").read_text()
+    start_fn = re.search(r"^start\(\) \{.*?^\}", recipe, re.M | re.S).group(0)
+    out = tmp_path / "run_s1"
+    # a stand-in for a running training: a process whose command line ends in --out OUT
+    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "student", "--out", str(out)])
+    try:
+        script = f'{start_fn}\nFT=echo\nstart {out} {tmp_path}/a.log student --seed 1\n' \
+                 f'start {out}-nl {tmp_path}/b.log student --seed 1\nwait\n'
+        proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=20)
+    finally:
+        busy.kill()
+    assert proc.stdout.strip() == f"already running: {out}"
+    assert not (tmp_path / "a.log").exists()  # not started again
+    assert (tmp_path / "b.log").read_text().strip() == f"student --seed 1 --out {out}-nl"  # another folder starts

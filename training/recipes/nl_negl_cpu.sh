@@ -43,7 +43,7 @@ phase2)
   ens=${2:?ensemble folder (as for sharp_cpu.sh students)}; tag=${3:?its TAG}
   S=runs/sharp/students
   out=$S/s1-48-kd-$tag-nl_s1337
-  pgrep -f -- "--out $out " > /dev/null && { echo "already running"; exit 0; }
+  pgrep -f -- "--out $out( |$)" > /dev/null && { echo "already running"; exit 0; }
   $FT student --distill kd --alpha 0.5 --temperature 2 --teacher $ens --config-name s1-48-kd-$tag-nl --optimizer nl \
       --epochs 20 --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 --random-erasing 0.25 --warmup-epochs 1 \
       --index $IDX --batch-size 128 --weight-decay 0.05 --clip-grad 5 --threads 1 --no-progress --resume \

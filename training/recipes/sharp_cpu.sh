@@ -23,7 +23,7 @@ KD_AUG=(--random-erasing 0.25 --warmup-epochs 1)
 # start a run unless one is already training into the same folder (a stage can be re-run safely)
 start() {  # start OUT LOG fer-train-args...
   local out=$1 log=$2; shift 2
-  if pgrep -f -- "--out $out " > /dev/null; then echo "already running: $out"; return; fi
+  if pgrep -f -- "--out $out( |$)" > /dev/null; then echo "already running: $out"; return; fi
   "$FT" "$@" --out "$out" >> "$log" 2>&1 &
 }
 
