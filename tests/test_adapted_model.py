@@ -1,5 +1,5 @@
-"""The bundled CK+-adapted model (issue 15): a valid app folder that beats the default on CK+ subjects it
-never saw, and stays close to it on FER2013 faces."""
+"""The bundled CK+-adapted model (issue 15): a valid app folder that keeps its measured level on CK+
+subjects it never saw, and stays close to the default on FER2013 faces."""
 
 from __future__ import annotations
 
@@ -48,12 +48,15 @@ def test_card_says_what_it_is(models):
     assert adapted.calibration.split == "val" and adapted.calibration.temperature > 0
 
 
-def test_it_beats_the_default_on_ckplus_eval_subjects(models, ckplus_eval):
+def test_it_keeps_its_level_on_ckplus_eval_subjects(models, ckplus_eval):
     adapted, default = models
     images, labels = ckplus_eval
     a, d = _accuracy(adapted, images, labels), _accuracy(default, images, labels)
-    # 363 faces of 42 subjects that neither model saw: measured 0.672 vs 0.474 (docs/results.md)
-    assert len(labels) == 363 and a > d + 0.10 and a > 0.60, (a, d)
+    # 363 faces of 42 subjects that no model saw: measured 0.672, against 0.474 for the student it was
+    # adapted from (the no-distillation default of the time; docs/results.md). The KD student that has
+    # been the default since 2026-12-01 (fourth period) scores 0.658 here without adaptation, so the
+    # comparison with today's default is not asserted: the gain was measured against the source.
+    assert len(labels) == 363 and a > 0.60, (a, d)
 
 
 def test_it_stays_close_to_the_default_on_fer2013(models, fer2013_dir):

@@ -37,8 +37,8 @@ def test_default_model_beats_chance_on_private_test_faces(model, fer2013_dir):
     probs = model.probs(x)
     assert np.allclose(probs.sum(1), 1.0, atol=1e-4)
     acc = float(np.mean(probs.argmax(1) == y))
-    # On this class-balanced sample chance is 1/7 = 0.14 and the bundled student scores 0.493 (its
-    # full-split figure is the card's metrics.test, 0.586); the same model fed faces without CLAHE
-    # scores 0.414 and without the card's mean/std 0.386, so the bound catches a preprocessing drift,
+    # On this class-balanced sample chance is 1/7 = 0.14 and the bundled KD student scores 0.550 (its
+    # full-split figure is the card's metrics.test, 0.615); the same model fed faces without CLAHE
+    # scores 0.450 and without the card's mean/std 0.457, so the bound catches a preprocessing drift,
     # not only a broken model. The model and images are fixed, so the figure is deterministic.
-    assert acc > 0.45, acc
+    assert acc > 0.50, acc
