@@ -88,3 +88,10 @@ def test_start_does_not_start_a_run_twice(tmp_path):
     assert proc.stdout.strip() == f"already running: {out}"
     assert not (tmp_path / "a.log").exists()  # not started again
     assert (tmp_path / "b.log").read_text().strip() == f"student --seed 1 --out {out}-nl"  # another folder starts
+    # a finished run (summary.json, written after its final evaluation) is not started again either
+    done = tmp_path / "done_s1"
+    done.mkdir()
+    (done / "summary.json").write_text("{}")
+    proc = subprocess.run(["bash", "-c", f"{start_fn}\nFT=echo\nstart {done} {tmp_path}/c.log student\nwait\n"],
+                          capture_output=True, text=True, timeout=20)
+    assert proc.stdout.strip() == f"finished: {done}" and not (tmp_path / "c.log").exists()

@@ -20,9 +20,11 @@ AUG=(--random-erasing 0.25 --label-smoothing 0.1 --warmup-epochs 1)
 # KD / DKD students: the same without label smoothing (their losses use plain CE: the teacher's soft targets
 # already take its place, and fer-train student refuses --label-smoothing with distillation)
 KD_AUG=(--random-erasing 0.25 --warmup-epochs 1)
-# start a run unless one is already training into the same folder (a stage can be re-run safely)
+# start a run unless it finished (summary.json, written after its final evaluation) or one is already
+# training into the same folder (a stage can be re-run safely)
 start() {  # start OUT LOG fer-train-args...
   local out=$1 log=$2; shift 2
+  if [ -f "$out/summary.json" ]; then echo "finished: $out"; return; fi
   if pgrep -f -- "--out $out( |$)" > /dev/null; then echo "already running: $out"; return; fi
   "$FT" "$@" --out "$out" >> "$log" 2>&1 &
 }
