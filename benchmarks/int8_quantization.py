@@ -29,25 +29,22 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from fer_models.face_crop import prepare_face
     from fer_models.model_folder import load_model_folder
-    from training.data import get_store
+    from fer_models.onnx_runtime import OnnxClassifier
+    from training.data import FERDataset
     from training.index import load_index
 
     model = load_model_folder(args.model, providers="cpu")
     if model.classifier.precision != "fp32":
         raise SystemExit(f"{args.model}: expected an FP32 model folder, found {model.classifier.precision}")
-    spec = model.crop_spec()
     index = load_index(args.index)
-    store = get_store(index)
 
     def faces(split: str) -> tuple[np.ndarray, np.ndarray]:
-        pos = index.positions(split)
-        return np.stack([prepare_face(store.get(int(p)), spec) for p in pos]).astype(np.float32), index.labels[pos]
+        ds = FERDataset(index, model.crop_spec(), split=split)  # the card's crop, as check-model scores it
+        return np.stack([ds[i][0].numpy() for i in range(len(ds))]), ds.labels
 
     xv, yv = faces("val")
     xt, yt = faces("test")
@@ -73,25 +70,19 @@ def main() -> None:
     print(f"{args.model}: {model.model_id}, {len(yv)} val / {len(yt)} test faces, {len(calib)} calibration faces")
     print(f"{'graph':<6} {'MB':>6} {'val acc':>8} {'test acc':>9} {'median ms':>10} {'p90 ms':>7}")
     for name, path in graphs.items():
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        dtype = np.float16 if "float16" in sess.get_inputs()[0].type else np.float32
+        clf = OnnxClassifier(path, "cpu")  # the app's session options (no spinning) and input precision
 
         def accuracy(x: np.ndarray, y: np.ndarray) -> float:
-            z = np.concatenate([sess.run(["logits"], {"input": x[i:i + 256].astype(dtype)})[0]
-                                for i in range(0, len(x), 256)])
+            z = np.concatenate([clf.run(x[i:i + 256]) for i in range(0, len(x), 256)])
             return float(np.mean(z.argmax(1) == y))
 
-        one = xt[:1].astype(dtype)
         for _ in range(50):
-            sess.run(["logits"], {"input": one})
+            clf.run(xt[:1])
         times = []
         for i in range(args.runs):
-            face = xt[i % len(xt)][None].astype(dtype)
+            face = xt[i % len(xt)]
             t0 = time.perf_counter()
-            sess.run(["logits"], {"input": face})
+            clf.run(face)
             times.append((time.perf_counter() - t0) * 1e3)
         print(f"{name:<6} {path.stat().st_size / 1e6:>6.1f} {accuracy(xv, yv):>8.4f} {accuracy(xt, yt):>9.4f} "
               f"{np.median(times):>10.3f} {np.percentile(times, 90):>7.3f}", flush=True)
