@@ -26,26 +26,30 @@ from torch import nn
 from fer_models.classes import check_same_classes
 from fer_models.errors import ArtifactError
 from fer_models.files import atomic_path
+from training import fer_vgg  # noqa: F401  (registers fervgg_s / fervgg_m with timm)
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
 MIN_MATCH_RATIO = 0.60
-SUPPORTED = ("resnet18", "resnet50", "efficientnet_b3", "convnext_tiny", "mobilenetv3_large_100", "vit_*")
+SUPPORTED = ("resnet18", "resnet50", "efficientnet_b3", "convnext_tiny", "mobilenetv3_large_100", "vit_*",
+             "fervgg_s", "fervgg_m")
 NATIVE_STEM = {"resnet": 4, "convnext": 4, "efficientnet": 2, "mobilenetv3": 2}
 ALLOWED_STEM = {"resnet": (1, 2, 4), "convnext": (1, 2, 4), "efficientnet": (1, 2), "mobilenetv3": (1, 2)}
 
 
 def backbone_family(backbone: str) -> str:
-    """The stem family of a timm model name (resnet, convnext, efficientnet, mobilenetv3, vit)."""
+    """The stem family of a timm model name (resnet, convnext, efficientnet, mobilenetv3, vit, vgg)."""
     name = backbone.lower()
+    if name in fer_vgg.WIDTHS:
+        return "vgg"
     for fam in ("resnet", "convnext", "efficientnet", "mobilenetv3", "vit"):
         if name.startswith(fam) or name.startswith("tf_" + fam):
             return fam
     if name.startswith("deit"):
         return "vit"
     raise ValueError(f"backbone {backbone!r} is not supported; expected one of {SUPPORTED} "
-                     "(any timm resnet*, convnext*, efficientnet*, mobilenetv3*, vit_* name)")
+                     "(any timm resnet*, convnext*, efficientnet*, mobilenetv3*, vit_* name, or fervgg_s/m)")
 
 
 def native_stem_stride(backbone: str) -> int | None:
@@ -88,8 +92,10 @@ def create_model(backbone: str, num_classes: int, in_chans: int = 1, input_size:
             if input_size % stem_stride:
                 raise ValueError(f"ViT patch size (stem stride) {stem_stride} must divide input size {input_size}")
             kwargs["patch_size"] = stem_stride
-    elif stem_stride is not None and stem_stride not in ALLOWED_STEM[family]:
-        raise ValueError(f"stem stride {stem_stride} not available for {backbone}; choose from {ALLOWED_STEM[family]}")
+    elif stem_stride is not None and stem_stride not in ALLOWED_STEM.get(family, ()):
+        raise ValueError(f"stem stride {stem_stride} not available for {backbone}; "
+                         + (f"choose from {ALLOWED_STEM[family]}" if family in ALLOWED_STEM
+                            else "it has no stem option (leave --stem-stride unset)"))
     try:
         model = timm.create_model(backbone, **kwargs)
     except RuntimeError as exc:  # timm: "Unknown model (...)"

@@ -16,7 +16,8 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("teacher", help="train a teacher backbone (resumable, torchrun-ready)",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--backbone", required=True,
-                   help="timm name: resnet18, resnet50, efficientnet_b3, convnext_tiny, mobilenetv3_large_100, vit_*")
+                   help="timm name: resnet18, resnet50, efficientnet_b3, convnext_tiny, mobilenetv3_large_100, vit_*, "
+                        "or fervgg_s / fervgg_m (training/fer_vgg.py, VGG-style for 48 px faces)")
     add_train_arguments(p)
     p.set_defaults(func=run_cli)
 

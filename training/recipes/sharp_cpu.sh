@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | ensembles | students ENS TAG | aggregate TAG | status | interim RUN NAME | install FOLDER)
+# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | round4 | ensembles | students ENS TAG | aggregate TAG | status | interim RUN NAME | install FOLDER)
 # Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
 # stage continues where the last working period stopped (and starts a missing run from scratch).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
@@ -73,17 +73,30 @@ round3)  # teacher 3 (another family) in the slot the KD student frees; run with
       --input-size 48 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
   wait
   ;;
+round4)  # started 2026-12-01 (fifth working period): a fourth teacher of another family, cheap per CPU-hour
+  # fervgg_s (training/fer_vgg.py): the VGG-style net of the issue's probe (66.5% val in 12 epochs, 35 min),
+  # 1.2M parameters, 3x3 maps at the last stage for 48 px; bf16 autocast + channels-last (fer-train's default
+  # for the vgg family): 4.2 min an epoch on one core with the other core busy. Same recipe as the others,
+  # 30 epochs (its epochs cost a tenth of the ResNet50's).
+  mkdir -p $R
+  start $R/teacher_fervgg_s_48 $R/teacher_fervgg_s_48.log teacher --backbone fervgg_s --epochs 30 \
+      --input-size 48 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
+  wait
+  ;;
 ensembles)  # after finish-teacher of every teacher: the design's three ensembles, every member gated for alignment
   # first (fer-train ensemble refuses a member whose soft labels fail the check), weights on val only
-  for t in $R/teacher_resnet18_48 $R/teacher_resnet50_48 $R/teacher_effb3_48; do
+  T4=($R/teacher_resnet18_48 $R/teacher_resnet50_48 $R/teacher_effb3_48 $R/teacher_fervgg_s_48)
+  for t in "${T4[@]}"; do
     compgen -G "$t/softlabels/*/alignment.json" > /dev/null || { echo "finish-teacher $t first" >&2; exit 1; }
     $FT check-alignment $t --index $IDX
   done
-  $FT gate teachers $R/teacher_resnet18_48 $R/teacher_resnet50_48 $R/teacher_effb3_48 --index $IDX || true
-  for cfg in sharp_rn18_rn50 sharp_equal3 sharp_val3; do
+  $FT gate teachers "${T4[@]}" --index $IDX || true
+  # the three-teacher ensembles stay beside the four-teacher ones: they show what the fourth teacher adds
+  for cfg in sharp_rn18_rn50 sharp_equal3 sharp_val3 sharp_equal4 sharp_val4; do
     [ -f $R/ens_$cfg/ensemble.json ] || $FT ensemble training/configs/$cfg.json --index $IDX --out $R/ens_$cfg
   done
-  $FT gate ensembles $R/ens_sharp_rn18_rn50 $R/ens_sharp_equal3 $R/ens_sharp_val3 --index $IDX || true
+  $FT gate ensembles $R/ens_sharp_rn18_rn50 $R/ens_sharp_equal3 $R/ens_sharp_val3 $R/ens_sharp_equal4 \
+      $R/ens_sharp_val4 --index $IDX || true
   ;;
 students)  # the issue's students: none / KD (alpha 0.5, T 2) / DKD (alpha 0.5, beta 4, T 2) from ENS (the ensemble
   # chosen on val, e.g. runs/sharp/ens_sharp_val3; TAG names it in the config, e.g. val3), seeds 1337 2025 42, the
