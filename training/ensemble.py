@@ -34,7 +34,7 @@ import csv
 import io
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -196,7 +196,31 @@ def build_ensemble(config_path: str | Path, index_dir: str | Path | CanonicalInd
     return out
 
 
+def best_on_val(folders: Sequence[str | Path]) -> Path:
+    """The ensemble folder with the highest val accuracy (ties: lower val NLL), the students' teacher.
+
+    Chosen on val only, like every choice in the pipeline; every folder must hold an ensemble
+    (``ensemble.json``) evaluated on val (``metrics_val.json``) over the same index.
+    """
+    if not folders:
+        raise ArtifactError(None, "no ensemble folders to choose from")
+    rows, prints = [], set()
+    for f in map(Path, folders):
+        for name in ("ensemble.json", "metrics_val.json"):
+            if not (f / name).is_file():
+                raise ArtifactError(f / name, "missing: not an evaluated ensemble folder (run fer-train ensemble)")
+        ens, val = read_json(f / "ensemble.json"), read_json(f / "metrics_val.json")
+        prints.add(ens.get("index_fingerprint"))
+        rows.append((-float(val["accuracy"]), float(val["nll"]), str(f)))
+    if len(prints) > 1:
+        raise ArtifactError(Path(folders[0]), f"ensembles were built on different indexes: {sorted(map(str, prints))}")
+    return Path(min(rows)[2])
+
+
 def add_parser(sub: Any) -> None:
+    q = sub.add_parser("pick-ensemble", help="print the ensemble folder with the best val accuracy (ties: val NLL)")
+    q.add_argument("folders", nargs="+", help="ensemble folders written by fer-train ensemble")
+    q.set_defaults(func=lambda a: (print(best_on_val(a.folders)), 0)[1])
     p = sub.add_parser("ensemble", help="fuse aligned teachers into fused and split soft-label targets")
     p.add_argument("config", help="ensemble config JSON (see training/configs/)")
     p.add_argument("--index", required=True)

@@ -131,3 +131,27 @@ def test_example_configs_are_valid():
     assert len({m["weight"] for m in cfgs["sharp_equal3"]["members"]}) == 1
     assert cfgs["sharp_val3"]["weights"] == "search"
     assert [m["path"] for m in cfgs["sharp_equal3"]["members"]] == [m["path"] for m in cfgs["sharp_val3"]["members"]]
+
+
+def _evaluated_ensemble(folder, accuracy, nll, fingerprint="abc"):
+    folder.mkdir(parents=True)
+    (folder / "ensemble.json").write_text(json.dumps({"index_fingerprint": fingerprint}))
+    (folder / "metrics_val.json").write_text(json.dumps({"accuracy": accuracy, "nll": nll}))
+    return folder
+
+
+def test_pick_ensemble_takes_best_val_accuracy_then_nll(tmp_path, capsys):
+    from training.ensemble import best_on_val
+
+    a = _evaluated_ensemble(tmp_path / "ens_a", 0.68, 0.90)
+    b = _evaluated_ensemble(tmp_path / "ens_b", 0.70, 0.95)
+    c = _evaluated_ensemble(tmp_path / "ens_c", 0.70, 0.91)
+    assert best_on_val([a, b, c]) == c
+    assert main(["pick-ensemble", str(a), str(b)]) == 0
+    assert capsys.readouterr().out.strip() == str(b)
+    d = _evaluated_ensemble(tmp_path / "ens_d", 0.71, 0.9, fingerprint="other")
+    with pytest.raises(ArtifactError, match="different indexes"):
+        best_on_val([a, d])
+    (a / "metrics_val.json").unlink()
+    assert main(["pick-ensemble", str(a), str(b)]) == 2
+    assert "metrics_val.json" in capsys.readouterr().err

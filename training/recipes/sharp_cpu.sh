@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | round4 | ensembles | students ENS TAG | aggregate TAG | status | interim RUN NAME | install FOLDER)
+# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | round4 | ensembles | students ENS TAG | after-teachers | aggregate TAG | status | interim RUN NAME | install FOLDER)
 # Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
 # stage continues where the last working period stopped (and starts a missing run from scratch).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
@@ -20,6 +20,8 @@ AUG=(--random-erasing 0.25 --label-smoothing 0.1 --warmup-epochs 1)
 # KD / DKD students: the same without label smoothing (their losses use plain CE: the teacher's soft targets
 # already take its place, and fer-train student refuses --label-smoothing with distillation)
 KD_AUG=(--random-erasing 0.25 --warmup-epochs 1)
+# every teacher the ensembles use (rounds 1-4)
+T4=($R/teacher_resnet18_48 $R/teacher_resnet50_48 $R/teacher_effb3_48 $R/teacher_fervgg_s_48)
 # start a run unless it finished (summary.json, written after its final evaluation) or one is already
 # training into the same folder (a stage can be re-run safely)
 start() {  # start OUT LOG fer-train-args...
@@ -85,7 +87,6 @@ round4)  # started 2026-12-01 (fifth working period): a fourth teacher of anothe
   ;;
 ensembles)  # after finish-teacher of every teacher: the design's three ensembles, every member gated for alignment
   # first (fer-train ensemble refuses a member whose soft labels fail the check), weights on val only
-  T4=($R/teacher_resnet18_48 $R/teacher_resnet50_48 $R/teacher_effb3_48 $R/teacher_fervgg_s_48)
   for t in "${T4[@]}"; do
     compgen -G "$t/softlabels/*/alignment.json" > /dev/null || { echo "finish-teacher $t first" >&2; exit 1; }
     $FT check-alignment $t --index $IDX
@@ -120,6 +121,21 @@ students)  # the issue's students: none / KD (alpha 0.5, T 2) / DKD (alpha 0.5, 
     done
   done
   wait
+  ;;
+after-teachers)  # hands-free from here: finish-teacher for each finished teacher (once), then the ensembles,
+  # then the students from the ensemble with the best val accuracy (fer-train pick-ensemble; ties: lower val
+  # NLL); TAG = its name without "ens_sharp_" (e.g. val4). Exits quietly while a teacher is still training.
+  waiting=0
+  for t in "${T4[@]}"; do
+    if [ ! -f "$t/summary.json" ]; then echo "still training: $t"; waiting=1; continue; fi
+    compgen -G "$t/softlabels/*/alignment.json" > /dev/null || "$0" finish-teacher "$t"
+  done
+  [ $waiting = 0 ] || exit 0
+  "$0" ensembles
+  best=$($FT pick-ensemble $R/ens_sharp_*)
+  tag=${best##*/ens_sharp_}
+  echo "students from $best (tag $tag), chosen on val accuracy"
+  "$0" students "$best" "$tag"
   ;;
 aggregate)  # mean, std, bootstrap CIs per configuration; paired DKD vs KD vs none (TAG as for students)
   tag=${2:?short teacher name}
