@@ -95,3 +95,56 @@ def test_start_does_not_start_a_run_twice(tmp_path):
     proc = subprocess.run(["bash", "-c", f"{start_fn}\nFT=echo\nstart {done} {tmp_path}/c.log student\nwait\n"],
                           capture_output=True, text=True, timeout=20)
     assert proc.stdout.strip() == f"finished: {done}" and not (tmp_path / "c.log").exists()
+
+
+FAKE_FER_TRAIN = """#!/usr/bin/env bash
+# a stand-in for fer-train: logs its arguments; makes what the next stage reads
+echo "$*" >> "$FAKE_LOG"
+case "$1" in
+  ensemble) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/ensemble.json" ;;
+  pick-ensemble) echo "${@: -1}" ;;
+  softlabels) mkdir -p "$2/softlabels/x"; echo '{}' > "$2/softlabels/x/alignment.json" ;;
+esac
+"""
+
+
+def test_after_teachers_finishes_teachers_then_builds_ensembles_and_starts_every_student(tmp_path):
+    """The hands-free stage, on a copy of the repository layout with a stand-in fer-train: a finished
+    teacher without soft labels gets finish-teacher, then the five ensembles are built, and the students
+    start from the ensemble that pick-ensemble names, with its tag in their configuration names."""
+    root = tmp_path / "repo"
+    (root / "training" / "recipes").mkdir(parents=True)
+    recipe = next(p for p in RECIPES if p.name == "sharp_cpu.sh")
+    shutil.copy(recipe, root / "training" / "recipes" / "sharp_cpu.sh")
+    shutil.copytree(CONFIGS, root / "training" / "configs")
+    sharp = root / "runs" / "sharp"
+    for name in ("resnet18_48", "resnet50_48", "effb3_48", "fervgg_s_48"):
+        t = sharp / f"teacher_{name}"
+        t.mkdir(parents=True)
+        (t / "summary.json").write_text("{}")
+        if name != "fervgg_s_48":
+            (t / "softlabels" / "x").mkdir(parents=True)
+            (t / "softlabels" / "x" / "alignment.json").write_text("{}")
+    fake = tmp_path / "fake-ft"
+    fake.write_text(FAKE_FER_TRAIN)
+    fake.chmod(0o755)
+    log = tmp_path / "calls.log"
+    proc = subprocess.run(["bash", str(root / "training" / "recipes" / "sharp_cpu.sh"), "after-teachers"],
+                          capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log)})
+    assert proc.returncode == 0, proc.stderr
+    calls = log.read_text().splitlines()
+    assert [c.split()[0] for c in calls if "teacher_fervgg_s_48" in c and not c.startswith("gate")][:4] == \
+        ["evaluate", "calibrate", "softlabels", "check-alignment"]
+    built = [c.split()[-1].rsplit("/", 1)[-1] for c in calls if c.startswith("ensemble ")]
+    assert built == ["ens_sharp_rn18_rn50", "ens_sharp_equal3", "ens_sharp_val3", "ens_sharp_equal4",
+                     "ens_sharp_val4"]
+    picked = [c for c in calls if c.startswith("pick-ensemble")]
+    assert len(picked) == 1 and picked[0].endswith("ens_sharp_val4")  # the stand-in names the last folder
+    students = [c for c in calls if c.startswith("student ")]
+    names = sorted(c.split("--config-name ")[1].split()[0] + "_s" + c.split("--seed ")[1].split()[0]
+                   for c in students)
+    assert names == sorted(f"s1-48-{m}_s{seed}" for m in ("none", "kd-val4", "dkd-val4")
+                           for seed in (1337, 2025, 42))
+    assert all("--teacher runs/sharp/ens_sharp_val4" in c for c in students if "--distill none" not in c)
+    assert all("--stem-stride 1" in c and "--epochs 20" in c for c in students)

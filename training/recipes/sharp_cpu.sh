@@ -30,6 +30,25 @@ start() {  # start OUT LOG fer-train-args...
   if pgrep -f -- "--out $out( |$)" > /dev/null; then echo "already running: $out"; return; fi
   "$FT" "$@" --out "$out" >> "$log" 2>&1 &
 }
+# trainings of any stage now running (a stopped one counts: it holds its slot), by the name of $FT
+running() { pgrep -fc "${FT##*/} (teacher|student) " || true; }
+# the students of the issue's grid share round 1's recipe (48 px, stem 1, 20 epochs) and differ in the objective
+S1=(--epochs 20 --input-size 48 --stem-stride 1 --lr 2e-3)
+student_name() {  # student_name MODE TAG: the configuration name aggregate groups seeds by
+  case $1 in none) echo s1-48-none ;; kd) echo s1-48-kd-$2 ;; dkd) echo s1-48-dkd-$2 ;; esac
+}
+student() {  # student MODE SEED [ENS TAG]: start one run (MODE none | kd | dkd; ENS and TAG for kd / dkd)
+  local m=$1 seed=$2 ens=${3:-} tag=${4:-} name extra
+  name=$(student_name "$m" "$tag")
+  case $m in
+    none) extra=(--distill none "${AUG[@]}") ;;
+    kd)   extra=(--distill kd --alpha 0.5 --temperature 2 --teacher "$ens" "${KD_AUG[@]}") ;;
+    dkd)  extra=(--distill dkd --alpha 0.5 --beta 4 --temperature 2 --teacher "$ens" "${KD_AUG[@]}") ;;
+  esac
+  mkdir -p $R/students
+  start $R/students/${name}_s$seed $R/students/${name}_s$seed.log student --config-name $name --seed $seed \
+      "${S1[@]}" "${extra[@]}" "${COMMON[@]}"
+}
 
 case "${1:?stage}" in
 index)
@@ -104,38 +123,43 @@ students)  # the issue's students: none / KD (alpha 0.5, T 2) / DKD (alpha 0.5, 
   # recipe of round 1 (48 px, stem 1, 20 epochs). A finished run (metrics_test.json) is skipped, an unfinished one
   # resumed; a job waits while two trainings (of any stage) are running, so the CPU stays at two.
   ens=${2:?ensemble folder}; tag=${3:?short teacher name}
-  mkdir -p $R/students
-  S1=(--epochs 20 --input-size 48 --stem-stride 1 --lr 2e-3)
   for seed in 1337 2025 42; do
     for m in none kd dkd; do
-      case $m in
-        none) name=s1-48-none; extra=(--distill none "${AUG[@]}") ;;
-        kd)   name=s1-48-kd-$tag; extra=(--distill kd --alpha 0.5 --temperature 2 --teacher $ens "${KD_AUG[@]}") ;;
-        dkd)  name=s1-48-dkd-$tag; extra=(--distill dkd --alpha 0.5 --beta 4 --temperature 2 --teacher $ens "${KD_AUG[@]}") ;;
-      esac
-      out=$R/students/${name}_s$seed
+      out=$R/students/$(student_name $m $tag)_s$seed
       [ -f $out/metrics_test.json ] && continue
-      while [ "$(pgrep -fc 'fer-train (teacher|student) ')" -ge 2 ]; do sleep 60; done
-      start $out $out.log student --config-name $name --seed $seed "${S1[@]}" "${extra[@]}" "${COMMON[@]}"
-      sleep 5
+      while [ "$(running)" -ge 2 ]; do sleep 60; done
+      student $m $seed $ens $tag
+      sleep 2  # let the new process show in the next count
     done
   done
   wait
   ;;
-after-teachers)  # hands-free from here: finish-teacher for each finished teacher (once), then the ensembles,
-  # then the students from the ensemble with the best val accuracy (fer-train pick-ensemble; ties: lower val
-  # NLL); TAG = its name without "ens_sharp_" (e.g. val4). Exits quietly while a teacher is still training.
-  waiting=0
-  for t in "${T4[@]}"; do
-    if [ ! -f "$t/summary.json" ]; then echo "still training: $t"; waiting=1; continue; fi
-    compgen -G "$t/softlabels/*/alignment.json" > /dev/null || "$0" finish-teacher "$t"
+after-teachers)  # hands-free from here: finish-teacher for each teacher as it finishes (once); while a teacher
+  # still trains and a core is free, the no-distillation seeds 2025 and 42 (they need no teacher); when every
+  # teacher has finished, the ensembles and then the students from the ensemble with the best val accuracy
+  # (fer-train pick-ensemble; ties: lower val NLL), TAG = its name without "ens_sharp_" (e.g. val4).
+  while :; do
+    waiting=0
+    for t in "${T4[@]}"; do
+      if [ ! -f "$t/summary.json" ]; then waiting=1; continue; fi
+      compgen -G "$t/softlabels/*/alignment.json" > /dev/null || "$0" finish-teacher "$t"
+    done
+    [ $waiting = 0 ] && break
+    if [ "$(running)" -lt 2 ]; then
+      for seed in 2025 42; do
+        out=$R/students/s1-48-none_s$seed
+        [ -f $out/metrics_test.json ] || pgrep -f -- "--out $out( |$)" > /dev/null && continue
+        echo "$(date): a core is free while a teacher trains: $out"; student none $seed; break
+      done
+    fi
+    sleep 120
   done
-  [ $waiting = 0 ] || exit 0
   "$0" ensembles
   best=$($FT pick-ensemble $R/ens_sharp_*)
   tag=${best##*/ens_sharp_}
   echo "students from $best (tag $tag), chosen on val accuracy"
   "$0" students "$best" "$tag"
+  wait
   ;;
 aggregate)  # mean, std, bootstrap CIs per configuration; paired DKD vs KD vs none (TAG as for students)
   tag=${2:?short teacher name}
