@@ -35,7 +35,7 @@ from training.models import create_model
 
 DEFAULT_CASES = ["resnet18:48:2", "resnet18:48", "resnet18:64", "resnet50:48", "convnext_tiny:48:2",
                  "efficientnet_b3:48", "mobilenetv3_large_100:48", "mobilenetv3_large_100:48:1",
-                 "mobilenetv3_large_100:64"]
+                 "mobilenetv3_large_100:64", "fervgg_s:48", "fervgg_m:48"]
 DEFAULT_MODES = "fp32,fp32-cl,bf16-cl"
 
 
