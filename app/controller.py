@@ -16,13 +16,12 @@ runner that was stopped or replaced are ignored, so a late event can never reach
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
-from app.frame_exchange import ProcessedFrame
 from app.hotkeys import tuning_change
 from app.live_session import LiveSession
+from app.runner import Runner, RunnerEvents, RunnerFactory
 from app.session import SessionRecorder, new_session_dir, user_data_dir
 from app.sources import SourceOpener, SourceSpec, open_source
 from app.video_labels import VideoLabelTrack
@@ -46,48 +45,8 @@ class Hook:
             callback(*args)
 
 
-@dataclass(frozen=True)
-class RunnerEvents:
-    """What a runner reports to its controller (each called on the controller's thread)."""
-
-    opened: Callable[[dict], None]  # {"kind", "fps", "width", "height", "frame_count", "t0"}
-    failed: Callable[[str], None]  # could not open, or lost mid-session
-    position: Callable[[int, float, float], None]  # video frame, video ms, session time (files only)
-    playing_changed: Callable[[bool], None]
-    ended: Callable[[], None]  # end of the file reached (paused there)
-    results_ready: Callable[[], None]  # processed frames wait in ``drain``
-    processing_error: Callable[[str], None]  # one frame failed; the run goes on
-
-
-class Runner(Protocol):
-    """A running source: app.source_runner.SourceRunner (two QThreads) or a test's synchronous fake."""
-
-    spec: SourceSpec
-    dropped: int
-
-    def start(self) -> None: ...
-
-    def stop(self) -> list[ProcessedFrame]: ...  # joined; returns the results still waiting
-
-    def drain(self) -> list[ProcessedFrame]: ...
-
-    def set_keep_images(self, keep: bool) -> None: ...
-
-    def is_playing(self) -> bool: ...
-
-    def set_playing(self, playing: bool) -> None: ...
-
-    def step(self, frames: int) -> None: ...
-
-    def seek(self, frame: int) -> None: ...
-
-    def set_speed(self, speed: float) -> None: ...
-
-
 MAX_LAG_MS = 5000.0  # the lag box's range; a reaction lag is a few hundred ms
 
-# (spec, pipeline, *, opener, start_playing, speed, events) -> a Runner, not yet started
-RunnerFactory = Callable[..., Runner]
 
 
 def qt_runner_factory(spec: SourceSpec, pipeline: FramePipeline, **kwargs: Any) -> Runner:
@@ -446,7 +405,7 @@ class SessionController:
                 if session.second_score is not None:
                     acc_b = session.second_score.get("accuracy")
                     second = (f" Second model: accuracy {'n/a' if acc_b is None else f'{acc_b:.1%}'}"
-                              + (f"; comparison.json saved." if session.comparison_json else "."))
+                              + ("; comparison.json saved." if session.comparison_json else "."))
                 self.message.emit(f"Session saved in {session.folder}. Accuracy {shown}{lag}; row appended to "
                                   f"{session.folder.parent / 'demo_results_summary.csv'}.{second}", "info")
             if session.comparison_problem:

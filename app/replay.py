@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import cv2
-
 from app.clip_writer import CropWriter
 from app.session import SessionRecorder, check_new_session_dir, prepare_session_dir
 from app.sources import VideoFileSource
@@ -46,19 +44,6 @@ class ReplayResult:
     summary_csv: Path | None = None
     frames_declared: int = 0  # CAP_PROP_FRAME_COUNT of the container (0: it declares none)
     warnings: list[str] = field(default_factory=list)  # also in actions.csv (kind "warning")
-
-
-def open_video(path: str | Path) -> tuple[cv2.VideoCapture, float]:
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(path, "video file not found")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ArtifactError(path, "OpenCV cannot open this video")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-    if not fps or fps != fps or fps > 1000:
-        fps = 30.0
-    return cap, float(fps)
 
 
 def check_summary_target(path: str | Path, option: str = "--summary") -> Path:

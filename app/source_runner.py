@@ -13,9 +13,9 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QThread, Signal
 
 from app.capture_worker import CaptureWorker
-from app.controller import RunnerEvents
 from app.frame_exchange import LatestFrameSlot, ProcessedFrame, ResultMailbox
 from app.processing_worker import ProcessingWorker
+from app.runner import RunnerEvents
 from app.sources import SourceOpener, SourceSpec, open_source
 from fer_models.pipeline import FramePipeline
 

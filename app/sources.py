@@ -79,13 +79,26 @@ class CameraSource:
         self._cap.release()
 
 
+def open_video(path: str | Path) -> tuple[cv2.VideoCapture, float]:
+    """An opened video and its frame rate (30 when the container declares none or nonsense)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(path, "video file not found")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ArtifactError(path, "OpenCV cannot open this video")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    if not fps or fps != fps or fps > 1000:
+        fps = 30.0
+    return cap, float(fps)
+
+
 class VideoFileSource:
     """A video file with frame-accurate positions: ``read`` returns the frame at ``position``."""
 
     kind = "video"
 
     def __init__(self, path: str | Path):
-        from app.replay import open_video  # same fps fallback as the headless replay
 
         self.path = Path(path)
         self._cap, self.fps = open_video(self.path)

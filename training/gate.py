@@ -40,14 +40,13 @@ import csv
 import json
 import math
 import os
-import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from fer_models.classes import FER7, read_classes_json
 from fer_models.files import read_json
 from fer_models.errors import ArtifactError, FerError
+from training.gate_items import GateResult, Item, check_item, read_csv_rows
 
 STAGES: tuple[str, ...] = ("teachers", "ensembles", "students", "demo", "nl-negl", "nl-phase")
 SOFTLABEL_TEMPERATURE = 2.0  # the plan's targets (DESIGN.md §4: probabilities at T=2)
@@ -58,52 +57,6 @@ MEMORY_GROWTH_BOUND_MB = 64.0  # default bound on memory growth after warm-up (n
 MEMORY_WARMUP_STEPS = 0
 SESSION_LOG_PREFIX = ("frame_index", "time_sec", "manual_label", "pred_label") + tuple(f"prob_{c}" for c in FER7)
 SPLITS = ("val", "test")
-
-
-@dataclass
-class Item:
-    """One checklist item of one folder (``run``) or of the whole stage (``run`` = "")."""
-
-    stage: str
-    run: str
-    item: str
-    ok: bool
-    reason: str
-    file: str | None = None
-
-    @property
-    def status(self) -> str:
-        return "GO" if self.ok else "NO-GO"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status}
-
-    def line(self) -> str:
-        where = f"{self.run}: " if self.run else ""
-        return f"{self.status:<6} {where}{self.item}: {self.reason}"
-
-
-@dataclass
-class GateResult:
-    stage: str
-    items: list[Item]
-
-    @property
-    def go(self) -> bool:
-        return bool(self.items) and all(i.ok for i in self.items)
-
-    @property
-    def failed(self) -> list[Item]:
-        return [i for i in self.items if not i.ok]
-
-    def summary_line(self) -> str:
-        n, bad = len(self.items), len(self.failed)
-        return (f"gate {self.stage}: GO ({n} of {n} items GO)" if self.go
-                else f"gate {self.stage}: NO-GO ({bad} of {n} items NO-GO)")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "status": "GO" if self.go else "NO-GO", "go": self.go,
-                "n_items": len(self.items), "n_no_go": len(self.failed), "items": [i.to_dict() for i in self.items]}
 
 
 # ----------------------------------------------------------------------------- small readers
@@ -134,43 +87,11 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    if not path.is_file():
-        raise ArtifactError(path, "missing")
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        rows = list(reader)
-        return list(reader.fieldnames or []), rows
-
-
 def _run_classes(run: Path) -> list[str]:
     try:
         return read_classes_json(run / "classes.json") if (run / "classes.json").is_file() else list(FER7)
     except FerError:
         return list(FER7)
-
-
-def relative_to_run(text: str, run: str) -> str:
-    """``text`` with paths inside ``run`` (as given or absolute) written relative to it."""
-    forms = {str(Path(run).resolve()), str(Path(run))} if Path(run).exists() else {run}
-    for form in sorted(forms, key=len, reverse=True):
-        form = form.rstrip(os.sep)
-        if form and form != ".":
-            text = re.sub(r"(?<![\w./-])" + re.escape(form + os.sep), "", text)
-    return text
-
-
-def _check(stage: str, run: str, item: str, fn: Callable[[], tuple[bool, str, Path | None]]) -> Item:
-    """Run one check; an artifact error inside it is that item's NO-GO (the message names the file)."""
-    try:
-        ok, reason, path = fn()
-    except FerError as exc:
-        ok, reason, path = False, str(exc), getattr(exc, "path", None)
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:  # a damaged file: judged, not a crash
-        ok, reason, path = False, f"unreadable artifact ({type(exc).__name__}: {exc})", None
-    if run:  # files inside the folder named on the line are named relative to it
-        reason = relative_to_run(reason, run)
-    return Item(stage, run, item, ok, reason, str(path) if path is not None else None)
 
 
 # ----------------------------------------------------------------------------- the index and soft labels
@@ -392,12 +313,12 @@ def gate_teachers(runs: Sequence[Path], index: Path | None = None) -> list[Item]
             ok, reason = alignment_status(folder, idx)
             return ok, reason, folder / "alignment.json"
 
-        items.append(_check(st, name, f"soft labels T={SOFTLABEL_TEMPERATURE:g}", present))
-        items.append(_check(st, name, "alignment", aligned))
-        items.append(_check(st, name, "calibration.json", lambda run=run: check_calibration(run)))
-        items.append(_check(st, name, "reliability_metrics.json", lambda run=run: check_reliability(run)))
+        items.append(check_item(st, name, f"soft labels T={SOFTLABEL_TEMPERATURE:g}", present))
+        items.append(check_item(st, name, "alignment", aligned))
+        items.append(check_item(st, name, "calibration.json", lambda run=run: check_calibration(run)))
+        items.append(check_item(st, name, "reliability_metrics.json", lambda run=run: check_reliability(run)))
         for split in SPLITS:
-            items.append(_check(st, name, f"per-class F1 + confusion ({split})",
+            items.append(check_item(st, name, f"per-class F1 + confusion ({split})",
                                 lambda run=run, split=split: check_split_report(run, split)))
     return items
 
@@ -412,7 +333,7 @@ def gate_ensembles(runs: Sequence[Path], index: Path | None = None) -> list[Item
         except FerError as exc:
             items.append(Item(st, name, "ensemble.json", False, f"{exc} (build it with fer-train ensemble CONFIG "
                                                                 f"--index ... --out {run})", str(path)))
-            items.append(_check(st, name, "calibration", lambda run=run: check_calibration(run)))
+            items.append(check_item(st, name, "calibration", lambda run=run: check_calibration(run)))
             continue
         members = [m for m in ens.get("members") or [] if isinstance(m, dict)]
         idx, how = index_for_run(cache, run)
@@ -425,7 +346,7 @@ def gate_ensembles(runs: Sequence[Path], index: Path | None = None) -> list[Item
                                f"checked against is {idx.fingerprint[:8]}"), path
             return True, f"{path}: {ens.get('name', run.name)!r}, {len(members)} members", path
 
-        items.append(_check(st, name, "ensemble.json", record))
+        items.append(check_item(st, name, "ensemble.json", record))
         for m in members:
             def member(m: dict = m, idx: Any = idx, how: str = how) -> tuple[bool, str, Path | None]:
                 folder = Path(str(m.get("softlabel_dir", "")))
@@ -441,7 +362,7 @@ def gate_ensembles(runs: Sequence[Path], index: Path | None = None) -> list[Item
                                        f"(sha256 {str(now)[:12]} vs {str(m['arrays_sha256'])[:12]} in {path})"), folder
                 return ok, reason, folder / "alignment.json"
 
-            items.append(_check(st, name, f"member {m.get('name')} aligned", member))
+            items.append(check_item(st, name, f"member {m.get('name')} aligned", member))
         for label, key, sub in (("fused targets aligned", "fused_dir", "softlabels"),
                                 ("split targets aligned", "split_dir", "softlabels_split")):
             def target(key: str = key, sub: str = sub, ens: dict = ens, idx: Any = idx,
@@ -456,7 +377,7 @@ def gate_ensembles(runs: Sequence[Path], index: Path | None = None) -> list[Item
                 ok, reason = alignment_status(folder, idx)
                 return ok, reason, folder / "alignment.json"
 
-            items.append(_check(st, name, label, target))
+            items.append(check_item(st, name, label, target))
 
         def weights(ens: dict = ens, members: list = members) -> tuple[bool, str, Path]:
             w = ens.get("weights")
@@ -481,10 +402,10 @@ def gate_ensembles(runs: Sequence[Path], index: Path | None = None) -> list[Item
             mt = ", ".join(f"{m.get('name')} T={float(m['member_temperature']):g}" for m in members)
             return True, f"{path}: fused at T={t:g}; {mt}", path
 
-        items.append(_check(st, name, "weights recorded", weights))
-        items.append(_check(st, name, "temperatures recorded", temperatures))
-        items.append(_check(st, name, "calibration", lambda run=run: check_calibration(run)))
-        items.append(_check(st, name, "reliability_metrics.json", lambda run=run: check_reliability(run)))
+        items.append(check_item(st, name, "weights recorded", weights))
+        items.append(check_item(st, name, "temperatures recorded", temperatures))
+        items.append(check_item(st, name, "calibration", lambda run=run: check_calibration(run)))
+        items.append(check_item(st, name, "reliability_metrics.json", lambda run=run: check_reliability(run)))
     return items
 
 
@@ -542,13 +463,13 @@ def gate_students(runs: Sequence[Path], summary: Path | None = None, latency: Pa
                 return False, f"{path}: no 'seed' (nor in seed.json)", path
             return True, f"{path}: config {args['config']!r}, seed {seed}", path
 
-        it = _check(st, name, "config + seed", config_seed)
+        it = check_item(st, name, "config + seed", config_seed)
         items.append(it)
         try:
             configs.setdefault(run_config_name(run), []).append(run)
         except (FerError, ValueError, OSError):
             configs.setdefault(run.name, []).append(run)
-        items.append(_check(st, name, "calibration.json", lambda run=run: check_calibration(run)))
+        items.append(check_item(st, name, "calibration.json", lambda run=run: check_calibration(run)))
 
     sum_path, looked = ((Path(summary), [Path(summary)]) if summary
                         else _find_default("results_summary_students.csv", runs))
@@ -565,7 +486,7 @@ def gate_students(runs: Sequence[Path], summary: Path | None = None, latency: Pa
             if sum_path is None:
                 return False, ("no results_summary_students.csv (looked at " + ", ".join(map(str, looked)) +
                                "; run fer-train aggregate RUNS --out ... and pass --summary)"), None
-            header, rows = _read_csv(sum_path)
+            header, rows = read_csv_rows(sum_path)
             missing_cols = [c for c in ("row_type", "config", "run", "n_runs", "test_accuracy", "test_accuracy_std",
                                         "test_accuracy_ci_low", "test_accuracy_ci_high") if c not in header]
             if missing_cols:
@@ -592,8 +513,8 @@ def gate_students(runs: Sequence[Path], summary: Path | None = None, latency: Pa
             return True, (f"{sum_path}: {cfg} n={row.get('n_runs')} test acc {mean:.4f} +- {std:.4f} "
                           f"(95% CI {lo:.4f}-{hi:.4f})"), sum_path
 
-        items.append(_check(st, f"config {cfg}", f"{seeds} seeds", n_seeds))
-        items.append(_check(st, f"config {cfg}", "aggregate with CI", aggregate_row))
+        items.append(check_item(st, f"config {cfg}", f"{seeds} seeds", n_seeds))
+        items.append(check_item(st, f"config {cfg}", "aggregate with CI", aggregate_row))
 
     folders = export_folders(runs, exports)
     model_ids: list[str] = []
@@ -619,7 +540,7 @@ def gate_students(runs: Sequence[Path], summary: Path | None = None, latency: Pa
             return ok, "model_card.json parity max |p_torch - p_onnx|: " + ", ".join(parts) + \
                 f" over {card.get('parity_images', '?')} images", ex
 
-        items.append(_check(st, str(ex), "export parity", parity))
+        items.append(check_item(st, str(ex), "export parity", parity))
 
     lat_path, lat_looked = ((Path(latency), [Path(latency)]) if latency
                             else _find_default("latency.csv", [*runs, *folders]))
@@ -628,7 +549,7 @@ def gate_students(runs: Sequence[Path], summary: Path | None = None, latency: Pa
         if lat_path is None:
             return False, ("no latency.csv (looked at " + ", ".join(map(str, lat_looked)) +
                            "; run fer-train bench EXPORT/fp32 EXPORT/fp16 --csv ... and pass --latency)"), None
-        header, rows = _read_csv(lat_path)
+        header, rows = read_csv_rows(lat_path)
         missing = [c for c in LATENCY_COLUMNS[:6] if c not in header]
         if missing:
             return False, f"{lat_path}: not a latency.csv (no columns {missing})", lat_path
@@ -644,7 +565,7 @@ def gate_students(runs: Sequence[Path], summary: Path | None = None, latency: Pa
                       f"{best.get('precision')} {best.get('provider')} median "
                       f"{float(best['median_ms']):.2f} ms"), lat_path
 
-    items.append(_check(st, "", "latency table", latency_table))
+    items.append(check_item(st, "", "latency table", latency_table))
     return items
 
 
@@ -658,7 +579,7 @@ def demo_summary_path(session: Path, summary: Path | None = None) -> tuple[Path 
 
 def session_source(session: Path) -> str | None:
     try:
-        _, rows = _read_csv(session / "actions.csv")
+        _, rows = read_csv_rows(session / "actions.csv")
     except (FerError, OSError, csv.Error):
         return None
     return next((r.get("value") for r in rows if r.get("kind") == "source"), None)
@@ -705,7 +626,7 @@ def gate_demo(sessions: Sequence[Path], summary: Path | None = None) -> list[Ite
             if path is None or not path.is_file():
                 return False, "no demo_results_summary.csv (looked at " + ", ".join(map(str, looked)) + \
                     "; pass --summary)", path
-            _, rows = _read_csv(path)
+            _, rows = read_csv_rows(path)
             mine = [r for r in rows if r.get("session") == s.name or
                     (r.get("per_frame_csv") and Path(r["per_frame_csv"]).parent.resolve() == s.resolve())]
             if not mine:
@@ -718,15 +639,15 @@ def gate_demo(sessions: Sequence[Path], summary: Path | None = None) -> list[Ite
             return True, (f"{path}: row scored {row.get('scored_at')}, model {row.get('model_id')}, accuracy "
                           f"{row.get('accuracy')}"), path
 
-        items.append(_check(st, name, "session logs", logs))
-        items.append(_check(st, name, "scored", scored))
-        items.append(_check(st, name, "summary row", summary_row))
+        items.append(check_item(st, name, "session logs", logs))
+        items.append(check_item(st, name, "scored", scored))
+        items.append(check_item(st, name, "summary row", summary_row))
     return items
 
 
 def read_memory_trace(path: Path) -> dict[str, list[float]]:
     """memory_trace.csv columns (step, rss_mb, optional gpu_mb) as float lists."""
-    header, rows = _read_csv(path)
+    header, rows = read_csv_rows(path)
     if "step" not in header or "rss_mb" not in header:
         raise ArtifactError(path, f"needs columns step,rss_mb[,gpu_mb], found {header}")
     out: dict[str, list[float]] = {}
@@ -790,8 +711,8 @@ def gate_nl_negl(runs: Sequence[Path], bound_mb: float | None = None) -> list[It
             return ok, (f"{trace_path}: peak growth after {warm} warm-up steps " + ", ".join(parts) +
                         f" {'<=' if ok else '>'} bound {bound:g} MB over {n_after} rows"), trace_path
 
-        items.append(_check(st, name, "testbed passed", testbed))
-        items.append(_check(st, name, "memory flat", memory))
+        items.append(check_item(st, name, "testbed passed", testbed))
+        items.append(check_item(st, name, "memory flat", memory))
     return items
 
 

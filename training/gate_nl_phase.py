@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 from fer_models.errors import ArtifactError
 from fer_models.files import read_json, write_json
+from training.gate_items import check_item, read_csv_rows
 
 RECORD_FILE = "gate_nl_phase.json"
 DEFAULT_BOUND_MB = 64.0
@@ -41,9 +42,8 @@ FINITE_COLUMNS = ("train_loss", "val_loss", "grad_norm_mean", "grad_norm_max")
 
 
 def read_history(run: Path) -> list[dict[str, str]]:
-    from training.gate import _read_csv
 
-    _, rows = _read_csv(run / "history.csv")
+    _, rows = read_csv_rows(run / "history.csv")
     if not rows:
         raise ArtifactError(run / "history.csv", "has no epoch rows")
     return rows
@@ -141,15 +141,14 @@ def check_val(run: Path, baselines: Sequence[Path]) -> tuple[bool, str, Path]:
 
 def gate_nl_phase(runs: Sequence[Path], baselines: Sequence[Path], bound_mb: float | None = None) -> list[Any]:
     """The items of every run; each run's own items are written to RUN/gate_nl_phase.json."""
-    from training.gate import _check
 
     bound = DEFAULT_BOUND_MB if bound_mb is None else float(bound_mb)
     st, items = "nl-phase", []
     for run in runs:
         name = str(run)
-        mine = [_check(st, name, "finite", lambda run=run: check_finite(run)),
-                _check(st, name, "memory flat", lambda run=run: check_memory(run, bound)),
-                _check(st, name, "val vs plain", lambda run=run: check_val(run, baselines))]
+        mine = [check_item(st, name, "finite", lambda run=run: check_finite(run)),
+                check_item(st, name, "memory flat", lambda run=run: check_memory(run, bound)),
+                check_item(st, name, "val vs plain", lambda run=run: check_val(run, baselines))]
         write_json(run / RECORD_FILE, {
             "stage": st, "status": "GO" if all(i.ok for i in mine) else "NO-GO",
             "memory_bound_mb": bound, "baselines": [str(b) for b in baselines],

@@ -33,6 +33,7 @@ from fer_models.classes import FER7
 from fer_models.errors import ArtifactError, FerError
 
 from training import gate as g
+from training.report_table import run_row
 from training.report_render import Bullets, Code, Document, Figures, Heading, PageBreak, Para, Table, write_document
 
 # the gates the report runs by itself; nl-phase needs the researcher's choice of plain baselines
@@ -321,8 +322,6 @@ class Report:
         return [r for r in rows if r.get("row_type") == "config"], [r for r in rows if r.get("row_type") == "paired"]
 
     def results_rows(self) -> tuple[list[dict[str, Any]], list[str]]:
-        from training.report import run_row
-
         rows, skipped = [], []
         for d in self.models:
             try:
@@ -461,7 +460,7 @@ class Report:
         doc.add(Heading("Results"))
         rows, skipped = self.results_rows()
         doc.add(Para("One row per run folder, copied from args.json, summary.json, calibration.json and "
-                     "ensemble.json by training.report.run_row (the same rows as the markdown table of "
+                     "ensemble.json by training.report_table.run_row (the same rows as the markdown table of "
                      "fer-train report without --out). Accuracy and macro-F1 are at T=1; calibration moves "
                      "NLL, ECE and Brier only.", small=True))
         if rows:

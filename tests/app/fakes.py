@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from app.controller import RunnerEvents
+from app.runner import RunnerEvents
 from app.frame_exchange import CapturedFrame, ProcessedFrame, ResultMailbox
 from app.sources import MonotonicVideoClock, SourceOpener, SourceSpec, open_source
 from fer_models.errors import FerError

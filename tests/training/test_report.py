@@ -12,7 +12,7 @@ import pytest
 
 from fer_models.errors import ArtifactError
 from training.cli import main
-from training.report import markdown_table, run_row
+from training.report_table import markdown_table, run_row
 
 from .fake_artifacts import build_tree, make_nl
 
