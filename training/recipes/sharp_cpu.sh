@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | round4 | ensembles | students ENS TAG | after-teachers | aggregate TAG | status | interim RUN NAME | install FOLDER)
+# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | round4 | ensembles | students ENS TAG | after-teachers | preview | aggregate TAG | status | interim RUN NAME | install FOLDER)
 # Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
 # stage continues where the last working period stopped (and starts a missing run from scratch).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
@@ -160,6 +160,11 @@ after-teachers)  # hands-free from here: finish-teacher for each teacher as it f
   echo "students from $best (tag $tag), chosen on val accuracy"
   "$0" students "$best" "$tag"
   wait
+  ;;
+preview)  # an early ensemble read of the finished teachers (ResNet18 + fervgg_s), outside ens_sharp_* so that
+  # pick-ensemble never hands it to the students
+  [ -f $R/preview_rn18_vgg/ensemble.json ] || $FT ensemble training/configs/sharp_rn18_vgg.json --index $IDX \
+      --out $R/preview_rn18_vgg
   ;;
 aggregate)  # mean, std, bootstrap CIs per configuration; paired DKD vs KD vs none (TAG as for students)
   tag=${2:?short teacher name}
