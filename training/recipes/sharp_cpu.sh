@@ -104,7 +104,8 @@ round4)  # started 2026-12-01 (fifth working period): a fourth teacher of anothe
       --input-size 48 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
   wait
   ;;
-ensembles)  # after finish-teacher of every teacher: the design's three ensembles, every member gated for alignment
+ensembles)  # after finish-teacher of every teacher: the design's ensembles (pairwise 0.7/0.3, equal split, val-weighted;
+  # the last two over three and over all four teachers), every member gated for alignment
   # first (fer-train ensemble refuses a member whose soft labels fail the check), weights on val only
   for t in "${T4[@]}"; do
     compgen -G "$t/softlabels/*/alignment.json" > /dev/null || { echo "finish-teacher $t first" >&2; exit 1; }
