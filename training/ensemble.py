@@ -211,7 +211,10 @@ def best_on_val(folders: Sequence[str | Path]) -> Path:
                 raise ArtifactError(f / name, "missing: not an evaluated ensemble folder (run fer-train ensemble)")
         ens, val = read_json(f / "ensemble.json"), read_json(f / "metrics_val.json")
         prints.add(ens.get("index_fingerprint"))
-        rows.append((-float(val["accuracy"]), float(val["nll"]), str(f)))
+        try:
+            rows.append((-float(val["accuracy"]), float(val["nll"]), str(f)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f / "metrics_val.json", f"no numeric accuracy / nll ({exc})") from exc
     if len(prints) > 1:
         raise ArtifactError(Path(folders[0]), f"ensembles were built on different indexes: {sorted(map(str, prints))}")
     return Path(min(rows)[2])

@@ -26,7 +26,7 @@ from torch import nn
 from fer_models.classes import check_same_classes
 from fer_models.errors import ArtifactError
 from fer_models.files import atomic_path
-from training import fer_vgg  # noqa: F401  (registers fervgg_s / fervgg_m with timm)
+from training import fer_vgg  # importing it registers fervgg_s / fervgg_m with timm
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,6 @@ temporary copy during a meta step. ``state_bytes()`` reports the total.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
