@@ -42,7 +42,6 @@ class FerVGG(nn.Module):
         self.features = nn.Sequential(*layers)
         self.num_features = c
         self.num_classes = num_classes
-        self.drop_rate = drop_rate
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.head_drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(c, num_classes)
