@@ -104,19 +104,51 @@ case "$1" in
   ensemble) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/ensemble.json" ;;
   pick-ensemble) echo "${@: -1}" ;;
   softlabels) mkdir -p "$2/softlabels/x"; echo '{}' > "$2/softlabels/x/alignment.json" ;;
+  student) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/summary.json"; echo '{}' > "$out/metrics_test.json" ;;
+  gate) [ "$2" = nl-phase ] && printf '{\n  "stage": "nl-phase",\n  "status": "%s",\n  "items": [{"status": "GO"}]\n}\n' \
+          "${FAKE_GATE:-GO}" > "$3/gate_nl_phase.json" ;;
 esac
+exit 0
 """
+
+
+def _repo_copy(tmp_path: Path) -> Path:
+    """The recipes and configs in a fresh repository layout (the recipes cd to the repository root)."""
+    root = tmp_path / "repo"
+    (root / "training" / "recipes").mkdir(parents=True)
+    for recipe in RECIPES:
+        shutil.copy(recipe, root / "training" / "recipes" / recipe.name)
+    shutil.copytree(CONFIGS, root / "training" / "configs")
+    return root
+
+
+def _run(root: Path, tmp_path: Path, recipe: str, *args: str, gate: str = "GO") -> tuple[list[str], str]:
+    """Run a recipe stage with the stand-in fer-train; the calls it made (one line each) and its stdout."""
+    fake = tmp_path / "fake-ft"
+    fake.write_text(FAKE_FER_TRAIN)
+    fake.chmod(0o755)
+    log = tmp_path / "calls.log"
+    proc = subprocess.run(["bash", str(root / "training" / "recipes" / recipe), *args],
+                          capture_output=True, text=True, timeout=180,
+                          env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log),
+                               "FAKE_GATE": gate, "RECIPE_POLL_S": "1", "RECIPE_SETTLE_S": "0"})
+    assert proc.returncode == 0, proc.stderr
+    return log.read_text().splitlines(), proc.stdout
+
+
+def _config_seed(call: str) -> str:
+    return call.split("--config-name ")[1].split()[0] + "_s" + call.split("--seed ")[1].split()[0]
+
+
+NL_CONFIGS = ("s1-48-kd-val4-nl", "s1-48-kd-val4-nl-negl", "s1-48-dkd-val4-nl-negl")
 
 
 def test_after_teachers_finishes_teachers_then_builds_ensembles_and_starts_every_student(tmp_path):
     """The hands-free stage, on a copy of the repository layout with a stand-in fer-train: a finished
     teacher without soft labels gets finish-teacher, then the five ensembles are built, and the students
-    start from the ensemble that pick-ensemble names, with its tag in their configuration names."""
-    root = tmp_path / "repo"
-    (root / "training" / "recipes").mkdir(parents=True)
-    recipe = next(p for p in RECIPES if p.name == "sharp_cpu.sh")
-    shutil.copy(recipe, root / "training" / "recipes" / "sharp_cpu.sh")
-    shutil.copytree(CONFIGS, root / "training" / "configs")
+    start from the ensemble that pick-ensemble names, with its tag in their configuration names; then the
+    NL / NegL chain runs its three phases on the same ensemble."""
+    root = _repo_copy(tmp_path)
     sharp = root / "runs" / "sharp"
     for name in ("resnet18_48", "resnet50_48", "effb3_48", "fervgg_s_48"):
         t = sharp / f"teacher_{name}"
@@ -125,15 +157,7 @@ def test_after_teachers_finishes_teachers_then_builds_ensembles_and_starts_every
         if name != "fervgg_s_48":
             (t / "softlabels" / "x").mkdir(parents=True)
             (t / "softlabels" / "x" / "alignment.json").write_text("{}")
-    fake = tmp_path / "fake-ft"
-    fake.write_text(FAKE_FER_TRAIN)
-    fake.chmod(0o755)
-    log = tmp_path / "calls.log"
-    proc = subprocess.run(["bash", str(root / "training" / "recipes" / "sharp_cpu.sh"), "after-teachers"],
-                          capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log)})
-    assert proc.returncode == 0, proc.stderr
-    calls = log.read_text().splitlines()
+    calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "after-teachers")
     assert [c.split()[0] for c in calls if "teacher_fervgg_s_48" in c and not c.startswith("gate")][:4] == \
         ["evaluate", "calibrate", "softlabels", "check-alignment"]
     built = [c.split()[-1].rsplit("/", 1)[-1] for c in calls if c.startswith("ensemble ")]
@@ -141,10 +165,64 @@ def test_after_teachers_finishes_teachers_then_builds_ensembles_and_starts_every
                      "ens_sharp_val4"]
     picked = [c for c in calls if c.startswith("pick-ensemble")]
     assert len(picked) == 1 and picked[0].endswith("ens_sharp_val4")  # the stand-in names the last folder
-    students = [c for c in calls if c.startswith("student ")]
-    names = sorted(c.split("--config-name ")[1].split()[0] + "_s" + c.split("--seed ")[1].split()[0]
-                   for c in students)
+    students = [c for c in calls if c.startswith("student ") and "--optimizer nl" not in c]
+    names = sorted(_config_seed(c) for c in students)
     assert names == sorted(f"s1-48-{m}_s{seed}" for m in ("none", "kd-val4", "dkd-val4")
                            for seed in (1337, 2025, 42))
     assert all("--teacher runs/sharp/ens_sharp_val4" in c for c in students if "--distill none" not in c)
     assert all("--stem-stride 1" in c and "--epochs 20" in c for c in students)
+    nl = [c for c in calls if c.startswith("student ") and "--optimizer nl" in c]
+    assert sorted(_config_seed(c) for c in nl) == sorted(f"{n}_s{s}" for n in NL_CONFIGS for s in (1337, 2025, 42))
+    # the chain starts after the last plain student, not in its place
+    assert calls.index(nl[0]) > max(calls.index(c) for c in students)
+
+
+def _plain_students(root: Path) -> Path:
+    students = root / "runs" / "sharp" / "students"
+    for m in ("kd", "dkd"):
+        for seed in (1337, 2025, 42):
+            run = students / f"s1-48-{m}-val4_s{seed}"
+            run.mkdir(parents=True)
+            (run / "summary.json").write_text("{}")
+            (run / "metrics_test.json").write_text("{}")
+            (students / f"s1-48-{m}-val4_s{seed}.log").write_text("")
+    return students
+
+
+def test_nl_chain_runs_the_three_phases_in_order_each_on_the_previous_gate(tmp_path):
+    """Phase 2 (NL + KD), 3 (+ NegL), 4 (NL + DKD + NegL), three seeds each; each phase's seed-1337 run
+    is gated against its plain students' seeds before the next phase starts; then the paired comparison."""
+    root = _repo_copy(tmp_path)
+    _plain_students(root)
+    ens = "runs/sharp/ens_sharp_val4"
+    calls, _ = _run(root, tmp_path, "nl_negl_cpu.sh", "chain", ens, "val4")
+    nl = [c for c in calls if c.startswith("student ")]
+    order = [_config_seed(c) for c in nl]
+    assert sorted(order) == sorted(f"{n}_s{s}" for n in NL_CONFIGS for s in (1337, 2025, 42))
+    gates = [c for c in calls if c.startswith("gate nl-phase")]
+    assert [g.split()[2].rsplit("/", 1)[-1] for g in gates] == [f"{n}_s1337" for n in NL_CONFIGS]
+    for g, plain in zip(gates, ("s1-48-kd-val4", "s1-48-kd-val4", "s1-48-dkd-val4")):
+        assert g.count("--baseline") == 3 and all(f"{plain}_s{s}" in g for s in (1337, 2025, 42))
+    # no run of a phase starts before the previous phase's gate
+    for phase, gate in zip(NL_CONFIGS[1:], gates):
+        assert min(calls.index(c) for c in nl if f"--config-name {phase} " in c) > calls.index(gate)
+    for c in nl:
+        assert "--optimizer nl" in c and f"--teacher {ens}" in c and "--stem-stride 1" in c and "--epochs 20" in c
+        negl = "-negl " in c.split("--config-name ")[1][:40] + " "
+        assert ("--negl-config training/configs/negl/default.json" in c) == negl
+        assert (f"--negl-confusion {ens}" in c) == negl
+        assert ("--distill dkd --alpha 0.5 --beta 4" in c) == ("--config-name s1-48-dkd" in c)
+    agg = [c for c in calls if c.startswith("aggregate ")]
+    assert len(agg) == 1 and agg[0].count("--compare") == 4 and agg[0].count("runs/sharp/students/") == 15
+
+
+def test_nl_chain_stops_at_a_no_go(tmp_path):
+    """A NO-GO of phase 2 leaves phases 3 and 4 unstarted; the comparison covers what ran."""
+    root = _repo_copy(tmp_path)
+    _plain_students(root)
+    calls, out = _run(root, tmp_path, "nl_negl_cpu.sh", "chain", "runs/sharp/ens_sharp_val4", "val4", gate="NO-GO")
+    nl = [_config_seed(c) for c in calls if c.startswith("student ")]
+    assert sorted(nl) == sorted(f"s1-48-kd-val4-nl_s{s}" for s in (1337, 2025, 42))
+    assert "phase 2 NO-GO" in out
+    agg = [c for c in calls if c.startswith("aggregate ")]
+    assert len(agg) == 1 and agg[0].count("--compare") == 1 and "--compare s1-48-kd-val4-nl s1-48-kd-val4" in agg[0]

@@ -128,9 +128,9 @@ students)  # the issue's students: none / KD (alpha 0.5, T 2) / DKD (alpha 0.5, 
     for m in none kd dkd; do
       out=$R/students/$(student_name $m $tag)_s$seed
       [ -f $out/metrics_test.json ] && continue
-      while [ "$(running)" -ge 2 ]; do sleep 60; done
+      while [ "$(running)" -ge 2 ]; do sleep ${RECIPE_POLL_S:-60}; done
       student $m $seed $ens $tag
-      sleep 2  # let the new process show in the next count
+      sleep ${RECIPE_SETTLE_S:-2}  # let the new process show in the next count (tests: 0)
     done
   done
   wait
@@ -138,7 +138,8 @@ students)  # the issue's students: none / KD (alpha 0.5, T 2) / DKD (alpha 0.5, 
 after-teachers)  # hands-free from here: finish-teacher for each teacher as it finishes (once); while a teacher
   # still trains and a core is free, the no-distillation seeds 2025 and 42 (they need no teacher); when every
   # teacher has finished, the ensembles and then the students from the ensemble with the best val accuracy
-  # (fer-train pick-ensemble; ties: lower val NLL), TAG = its name without "ens_sharp_" (e.g. val4).
+  # (fer-train pick-ensemble; ties: lower val NLL), TAG = its name without "ens_sharp_" (e.g. val4), and
+  # beside them `nl_negl_cpu.sh chain ENS TAG` (issue 14's phases 2-4, each gated on the last).
   while :; do
     waiting=0
     for t in "${T4[@]}"; do
@@ -146,6 +147,8 @@ after-teachers)  # hands-free from here: finish-teacher for each teacher as it f
       compgen -G "$t/softlabels/*/alignment.json" > /dev/null || "$0" finish-teacher "$t"
     done
     [ $waiting = 0 ] && break
+    # wait before counting: stages started together with this one need a moment to launch their trainings
+    sleep ${RECIPE_POLL_S:-120}
     if [ "$(running)" -lt 2 ]; then
       for seed in 2025 42; do
         out=$R/students/s1-48-none_s$seed
@@ -153,13 +156,15 @@ after-teachers)  # hands-free from here: finish-teacher for each teacher as it f
         echo "$(date): a core is free while a teacher trains: $out"; student none $seed; break
       done
     fi
-    sleep 120
   done
   "$0" ensembles
   best=$($FT pick-ensemble $R/ens_sharp_*)
   tag=${best##*/ens_sharp_}
   echo "students from $best (tag $tag), chosen on val accuracy"
-  "$0" students "$best" "$tag"
+  # then issue 14's gated NL / NegL phases on the same recipe and ensemble, in the slots the students free
+  # (the chain starts nothing before every plain student has started)
+  "$0" students "$best" "$tag" &
+  training/recipes/nl_negl_cpu.sh chain "$best" "$tag"
   wait
   ;;
 preview)  # an early ensemble read of the finished teachers (ResNet18 + fervgg_s), outside ens_sharp_* so that
