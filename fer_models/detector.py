@@ -169,8 +169,12 @@ class FaceDetector:
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None, score_threshold: float = 0.6,
-                 nms_threshold: float = 0.3, min_face: int = 96, top_k: int = 50, detect_width: int | None = 320):
+                 nms_threshold: float = 0.3, min_face: int = 96, top_k: int = 50, detect_width: int | None = 320,
+                 roi_px: int = ROI_PX):
         self.model_path = resolve_yunet_model(model_path)
+        if roi_px < 32:
+            raise ValueError(f"roi_px must be at least 32 (the face fills half of the region), got {roi_px}")
+        self.roi_px = int(roi_px)
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
         self.min_face = int(min_face)
@@ -181,7 +185,7 @@ class FaceDetector:
             with _quiet_opencv_warnings():
                 self._net = cv2.FaceDetectorYN.create(str(self.model_path), "", (320, 320), self.score_threshold,
                                                       self.nms_threshold, self.top_k)
-                self._roi_net = cv2.FaceDetectorYN.create(str(self.model_path), "", (ROI_PX, ROI_PX),
+                self._roi_net = cv2.FaceDetectorYN.create(str(self.model_path), "", (self.roi_px, self.roi_px),
                                                           self.score_threshold, self.nms_threshold, self.top_k)
         except cv2.error as exc:
             raise DetectorUnavailable(f"{self.model_path}: OpenCV {cv2.__version__} cannot load this YuNet model "
@@ -233,10 +237,10 @@ class FaceDetector:
         side = max(w, h) * ROI_SCALE
         cx, cy = x + w / 2.0, y + h / 2.0
         ox, oy = cx - side / 2.0, cy - side / 2.0
-        scale = ROI_PX / side
+        scale = self.roi_px / side
         m = np.array([[scale, 0.0, -ox * scale], [0.0, scale, -oy * scale]])
-        roi = cv2.warpAffine(img, m, (ROI_PX, ROI_PX), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT)
+        roi = cv2.warpAffine(img, m, (self.roi_px, self.roi_px),
+                             flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         _, raw = self._roi_net.detect(roi)
         faces = self._faces(raw, scale, ox, oy)
         return faces[0] if faces else None

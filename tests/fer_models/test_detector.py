@@ -111,3 +111,19 @@ def test_min_face_and_largest_selection(fer2013_dir):
     det.min_face = 500
     assert det.detect(canvas) == []
     assert det.detect_largest(np.zeros((240, 320, 3), np.uint8)) is None
+
+
+def test_tracking_region_size_is_a_setting_and_too_small_is_refused(fer2013_dir):
+    """``roi_px`` (benchmarks/pipeline.py --roi-px) sets the side of the region detect_near searches; the
+    region re-finds the face the full detection found, in frame pixels, at the default and a larger side."""
+    face = cv2.imread(str(fer_images(fer2013_dir, per_class=1)[3][0]), cv2.IMREAD_GRAYSCALE)
+    canvas, _ = place_on_canvas(face, face_px=220, center=(300, 240))
+    for roi in (128, 160):
+        det = FaceDetector(roi_px=roi)
+        full = det.detect_largest(canvas)
+        near = det.detect_near(canvas, full)
+        assert det.roi_px == roi and near is not None
+        assert np.allclose(near.box[:2], full.box[:2], atol=0.1 * full.size)
+        assert abs(near.size - full.size) < 0.15 * full.size
+    with pytest.raises(ValueError, match="roi_px"):
+        FaceDetector(roi_px=16)
