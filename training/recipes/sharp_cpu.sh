@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | round4 | ensembles | students ENS TAG | after-teachers | preview | aggregate TAG | status | interim RUN NAME | install FOLDER)
+# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | round4 | probe-epochs | ensembles | students ENS TAG | after-teachers | preview | aggregate TAG | status | interim RUN NAME | install FOLDER)
 # Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
 # stage continues where the last working period stopped (and starts a missing run from scratch).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
@@ -102,6 +102,20 @@ round4)  # started 2026-12-01 (fifth working period): a fourth teacher of anothe
   mkdir -p $R
   start $R/teacher_fervgg_s_48 $R/teacher_fervgg_s_48.log teacher --backbone fervgg_s --epochs 30 \
       --input-size 48 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
+  wait
+  ;;
+probe-epochs)  # started 2026-12-01 (sixth working period): are 20 epochs enough for the student? The 20-epoch KD
+  # student (s1-48-kd-rn18_s1337) ended with train accuracy 0.612 (augmented batches) and val 0.612, val
+  # still rising as the cosine schedule ran out: under-trained, not over-fitted. The same run (teacher,
+  # seed, recipe) with 40 epochs measures what a longer schedule buys before the three-seed grid is fixed.
+  # It takes the EfficientNet-B3's core: the B3 waits until the ResNet50 has finished (a B3 paused by
+  # SIGSTOP is continued; one not running is resumed with round3), so two trainings run at a time.
+  mkdir -p $R/students
+  start $R/students/s1-48-kd-rn18-e40_s1337 $R/students/s1-48-kd-rn18-e40_s1337.log student --distill kd \
+      --alpha 0.5 --temperature 2 --teacher $R/teacher_resnet18_48 --config-name s1-48-kd-rn18-e40 --epochs 40 \
+      --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 "${KD_AUG[@]}" "${COMMON[@]}"
+  until [ -f $R/teacher_resnet50_48/summary.json ]; do sleep ${RECIPE_POLL_S:-60}; done
+  if pids=$(pgrep -f -- "--out $R/teacher_effb3_48( |$)"); then kill -CONT $pids; else "$0" round3; fi
   wait
   ;;
 ensembles)  # after finish-teacher of every teacher: the design's ensembles (pairwise 0.7/0.3, equal split, val-weighted;
