@@ -226,3 +226,16 @@ def test_nl_chain_stops_at_a_no_go(tmp_path):
     assert "phase 2 NO-GO" in out
     agg = [c for c in calls if c.startswith("aggregate ")]
     assert len(agg) == 1 and agg[0].count("--compare") == 1 and "--compare s1-48-kd-val4-nl s1-48-kd-val4" in agg[0]
+
+
+def test_nl_phases_use_the_plain_students_recipe():
+    """The NL runs are paired with the plain students seed by seed (and the nl-phase gate refuses other
+    epochs, input sizes or stems), so nl_negl_cpu.sh's full-run recipe must follow sharp_cpu.sh's."""
+    texts = {p.name: p.read_text() for p in RECIPES}
+    s1 = re.search(r"^S1=\((?P<args>[^)]*)\)", texts["sharp_cpu.sh"], re.M)["args"].split()
+    kd_aug = re.search(r"^KD_AUG=\((?P<args>[^)]*)\)", texts["sharp_cpu.sh"], re.M)["args"].split()
+    full = re.search(r"^FULL=\((?P<args>[^)]*)\)", texts["nl_negl_cpu.sh"], re.M | re.S)["args"].split()
+    pairs = lambda words: {(a, b) for a, b in zip(words, words[1:]) if a.startswith("--")}  # noqa: E731
+    assert pairs(s1) | pairs(kd_aug) <= pairs(full)
+    common = re.search(r"^COMMON=\((?P<args>[^)]*)\)", texts["sharp_cpu.sh"], re.M)["args"].split()
+    assert set(common) <= set(full)
