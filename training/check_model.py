@@ -39,6 +39,20 @@ def check_model(model_dir: str | Path, index_dir: str | Path, split: str = "test
             "after": classification_metrics(after, ds.labels), "temperature": model.calibration.temperature}
 
 
+def floor_checks(result: dict[str, Any], min_accuracy: float | None = None, min_macro_f1: float | None = None,
+                 max_ece: float | None = None) -> list[tuple[str, float, str, float, bool]]:
+    """(metric, value, comparison, bound, passed) for each floor given, on the calibrated figures."""
+    after = result["after"]
+    checks = []
+    for metric, bound, op in (("accuracy", min_accuracy, ">="), ("macro_f1", min_macro_f1, ">="),
+                              ("ece", max_ece, "<=")):
+        if bound is None:
+            continue
+        value = float(after[metric])
+        checks.append((metric, value, op, float(bound), value >= bound if op == ">=" else value <= bound))
+    return checks
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("check-model", help="score a model folder (the ONNX the app loads) on a whole split")
     p.add_argument("model_dir")
@@ -47,6 +61,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--data", default=None, help="data root if it moved since the index was built")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    p.add_argument("--min-accuracy", type=float, default=None, help="exit 1 if calibrated accuracy is below this")
+    p.add_argument("--min-macro-f1", type=float, default=None, help="exit 1 if macro-F1 is below this")
+    p.add_argument("--max-ece", type=float, default=None, help="exit 1 if the calibrated ECE is above this")
     p.set_defaults(func=run_cli)
 
 
@@ -57,4 +74,7 @@ def run_cli(args: Any) -> int:
         m = r[stage]
         print(f"  {stage:6s} calibration: acc {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f} nll {m['nll']:.4f} "
               f"ece {m['ece']:.4f} brier {m['brier']:.4f}")
-    return 0
+    checks = floor_checks(r, args.min_accuracy, args.min_macro_f1, args.max_ece)
+    for metric, value, op, bound, ok in checks:
+        print(f"  floor: {metric} {value:.4f} {op} {bound:g}: {'GO' if ok else 'NO-GO'}")
+    return 0 if all(c[-1] for c in checks) else 1

@@ -25,7 +25,7 @@ Checklists (training/README.md, "Gates and the report"):
 - ``demo`` (per session folder): per_frame.csv with the session-log columns, score.json with
   a non-null accuracy over scored frames, and the session's row in demo_results_summary.csv
   (agreeing with score.json).
-- ``nl-negl`` (per run): the contract for the NL / NegL work that does not exist yet:
+- ``nl-negl`` (per testbed run of ``fer-train nl-testbed``, phase 1 of the NL / NegL work):
   ``nl_testbed.json`` with ``status: passed`` and every test passed, and ``memory_trace.csv``
   whose resident memory (and GPU memory, when traced) grows by at most the bound after the
   warm-up steps. Absent files are NO-GO "not run".

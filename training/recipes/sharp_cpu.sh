@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | round4 | probe-epochs | ensembles | students ENS TAG | after-teachers | preview | aggregate TAG | status | interim RUN NAME | install FOLDER)
+# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | round4 | probe-epochs | ensembles | students ENS TAG | after-teachers | preview | aggregate TAG | status | interim RUN NAME | ship-check FOLDER | install FOLDER)
 # Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
 # stage continues where the last working period stopped (and starts a missing run from scratch).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
@@ -201,6 +201,14 @@ interim)  # ship the best checkpoint so far of a run that is still training (its
   $FT export "$d" --fp16 --model-id "$name"            # fp32 + fp16 folders, parity checks, measured crop margin
   $FT check-model "$d/export/fp16" --index $IDX --split test --threads 1 | tee "$d/check_model_test.txt"
   $FT bench "$d/export/fp32" "$d/export/fp16" --batch 1 32 --providers cpu --csv "$d/latency.csv"
+  ;;
+ship-check)  # issue 10's bar for the default, on the model folder itself (the FP16 ONNX through the app's loader):
+  # PrivateTest accuracy >= 0.66, macro-F1 >= 0.60, ECE <= 0.03 after calibration (exit 1 on a miss), and CK+
+  src=${2:?model folder}
+  $FT check-model "$src" --index $IDX --split test --threads 1 --min-accuracy 0.66 --min-macro-f1 0.60 --max-ece 0.03 \
+      | tee "$src/ship_check.txt" && rc=0 || rc=$?
+  $FT check-ckplus "$src" --data ../shared/data/ckplus48 --threads 1 | tee -a "$src/ship_check.txt"
+  exit $rc
   ;;
 install)  # the app's default model: a model folder (fp16) written by export
   src=${2:?model folder}
