@@ -160,7 +160,9 @@ def _recompute_teacher(meta: dict[str, Any], index: CanonicalIndex, rows: np.nda
     spec = checkpoint_crop_spec(ck, ckpt)
     root = data_root if data_root is not None else producer.get("data_root")
     ds = FERDataset(index, spec, positions=rows, root=root if root and Path(root).exists() else None)
-    z, pos = predict_logits(model, ds, batch_size=64)
+    tta = producer.get("tta") or "none"  # folders from before TTA existed were made without it
+    info["tta"] = tta
+    z, pos = predict_logits(model, ds, batch_size=64, tta=tta)
     assert np.array_equal(pos, rows)
     return z, problems, info
 

@@ -320,7 +320,26 @@ def gate_teachers(runs: Sequence[Path], index: Path | None = None) -> list[Item]
         for split in SPLITS:
             items.append(check_item(st, name, f"per-class F1 + confusion ({split})",
                                 lambda run=run, split=split: check_split_report(run, split)))
+        items.append(check_item(st, name, "same TTA in metrics and soft labels",
+                                lambda run=run, folder=folder: check_same_tta(run, folder)))
     return items
+
+
+def check_same_tta(run: Path, folder: Path | None) -> tuple[bool, str, Path | None]:
+    """The teacher's val/test figures (and so its calibration) and its soft labels come from one predictor:
+    both with flip test-time augmentation or both without (a field absent from older files means none)."""
+    if folder is None:
+        return False, "no soft-label folder to compare", None
+    made = (_obj(folder / "alignment.json").get("producer") or {}).get("tta") or "none"
+    for split in SPLITS:
+        path = run / f"metrics_{split}.json"
+        if not path.is_file():
+            return False, f"no {path}", path
+        scored = _obj(path).get("tta") or "none"
+        if scored != made:
+            return False, (f"{path}: scored with TTA {scored!r}, soft labels {folder} made with {made!r}: re-run "
+                           f"evaluate and softlabels with the same --tta"), path
+    return True, f"TTA {made!r} in metrics ({', '.join(SPLITS)}) and soft labels", folder
 
 
 def gate_ensembles(runs: Sequence[Path], index: Path | None = None) -> list[Item]:

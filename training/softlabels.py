@@ -16,14 +16,18 @@ from fer_models.errors import ArtifactError
 from fer_models.files import sha256_file
 
 from training.alignment import check_alignment
+from training.evaluate import TTA_MODES
 from training.softlabel_files import DEFAULT_TEMPERATURE, write_softlabels
 
 
 def export_softlabels(run_dir: str | Path, index_dir: str | Path, out: str | Path | None = None,
                       temperature: float = DEFAULT_TEMPERATURE, checkpoint: str = "best.pt",
                       batch_size: int = 256, device: str = "auto", data_root: str | Path | None = None,
-                      diagnostic_rows: int = 64, progress: bool = True) -> Path:
+                      diagnostic_rows: int = 64, progress: bool = True, tta: str = "none") -> Path:
     """Predict every index row with a run's checkpoint and write its soft-label folder.
+
+    ``tta`` (``training.evaluate.TTA_MODES``) is recorded with the producer; the alignment diagnostic
+    recomputes rows with the same.
 
     The folder goes to ``out`` (or ``RUN_DIR/softlabels``) under ``<index>-<fp8>``; the
     alignment diagnostic (recomputing ``diagnostic_rows`` random rows) runs right away.
@@ -37,7 +41,7 @@ def export_softlabels(run_dir: str | Path, index_dir: str | Path, out: str | Pat
     model, ck, ckpt, dev, cl = load_for_inference(run_dir, checkpoint, index.classes, device)
     spec = checkpoint_crop_spec(ck, ckpt)
     ds = FERDataset(index, spec, root=data_root, progress=progress)
-    logits, pos = predict_logits(model, ds, batch_size, dev, progress=progress, channels_last=cl)
+    logits, pos = predict_logits(model, ds, batch_size, dev, progress=progress, channels_last=cl, tta=tta)
     if not np.array_equal(pos, np.arange(len(index))):
         raise RuntimeError("prediction order differs from index order")  # guards the export itself
     base = Path(out) if out is not None else run_dir / "softlabels"
@@ -47,11 +51,12 @@ def export_softlabels(run_dir: str | Path, index_dir: str | Path, out: str | Pat
                              "checkpoint_sha256": sha256_file(ckpt), "backbone": ck["backbone"],
                              "input_size": ck["input_size"], "in_chans": ck["in_chans"],
                              "stem_stride": ck.get("stem_stride"), "epoch": ck.get("epoch"),
-                             "trained_on_index": ck.get("index_fingerprint"), "data_root": str(data_root or index.source)}}
+                             "trained_on_index": ck.get("index_fingerprint"), "data_root": str(data_root or index.source),
+                             "tta": tta}}
     write_softlabels(folder, index, logits, temperature, kind, producer)
     result = check_alignment(folder, index, n_rows=diagnostic_rows, data_root=data_root)
     acc = ", ".join(f"{k} {v:.4f}" for k, v in result["recorded_accuracy"].items() if v is not None)
-    print(f"soft labels ({len(index)} rows, T={temperature}) -> {folder}\n  argmax accuracy: {acc}\n"
+    print(f"soft labels ({len(index)} rows, T={temperature}, TTA {tta}) -> {folder}\n  argmax accuracy: {acc}\n"
           f"  alignment diagnostic: {result['status']}")
     if result["status"] != "passed":
         raise ArtifactError(folder, "alignment diagnostic failed right after export: " + "; ".join(result["problems"]))
@@ -69,5 +74,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default=None, help="data root if it moved since the index was built")
     p.add_argument("--diagnostic-rows", type=int, default=64, help="rows recomputed by the alignment diagnostic")
+    p.add_argument("--tta", default="none", choices=TTA_MODES,
+                   help="test-time augmentation: flip = mean logits of the face and its mirror (as for evaluate)")
     p.set_defaults(func=lambda a: (export_softlabels(a.run_dir, a.index, a.out, a.temperature, a.checkpoint,
-                                                     a.batch_size, a.device, a.data, a.diagnostic_rows), 0)[1])
+                                                     a.batch_size, a.device, a.data, a.diagnostic_rows,
+                                                     tta=a.tta), 0)[1])

@@ -218,3 +218,41 @@ def test_gate_runs_a_missing_diagnostic_before_anything_uses_the_folder(mini_ind
     wrong = write_softlabels(tmp_path / "wrong", mini_index, good_logits(mini_index.labels), 2.0, "teacher", producer)
     with pytest.raises(ArtifactError, match="wrong.*alignment diagnostic failed.*recomputed rows differ"):
         require_aligned(wrong, mini_index)
+
+
+def test_flip_tta_soft_labels_are_the_mean_of_both_views_and_the_diagnostic_uses_it(mini_index, tmp_path):
+    """``--tta flip``: each row's logits are the mean of the face's and its mirror's; the producer records
+    it, so the diagnostic recomputes rows the same way (and a folder whose record lost it fails)."""
+    import torch
+
+    from training.data import FERDataset, crop_spec_to_dict, make_crop_spec
+    from training.evaluate import predict_logits
+    from training.models import checkpoint_payload, create_model, save_checkpoint
+    from training.softlabels import export_softlabels
+
+    spec = make_crop_spec(32)
+    torch.manual_seed(0)
+    model = create_model("resnet18", 7, 1, 32).eval()
+    save_checkpoint(tmp_path / "run" / "best.pt", checkpoint_payload(
+        model, backbone="resnet18", classes=mini_index.classes, input_size=32, in_chans=1, stem_stride=4,
+        crop_spec=crop_spec_to_dict(spec)))
+    ds = FERDataset(mini_index, spec)
+    plain, _ = predict_logits(model, ds)
+    flipped, _ = predict_logits(model.to(memory_format=torch.channels_last), ds, tta="flip", channels_last=True)
+    x = torch.stack([ds[i][0] for i in range(len(ds))])
+    with torch.inference_mode():
+        mirror = model(torch.flip(x, dims=[3])).numpy()
+    assert np.allclose(flipped, (plain + mirror) / 2, atol=1e-4)
+    assert not np.allclose(flipped, plain, atol=1e-3)  # a random net is not mirror-symmetric
+    with pytest.raises(ValueError, match="test-time augmentation"):
+        predict_logits(model, ds, tta="five-crop")
+
+    folder = export_softlabels(tmp_path / "run", mini_index.path, out=tmp_path / "sl", device="cpu",
+                               diagnostic_rows=16, progress=False, tta="flip")
+    meta = json.loads((folder / "alignment.json").read_text())
+    assert meta["producer"]["tta"] == "flip" and meta["diagnostic"]["status"] == "passed"
+    assert meta["diagnostic"]["tta"] == "flip"
+    meta["producer"]["tta"] = "none"  # a record that no longer says how the rows were made
+    (folder / "alignment.json").write_text(json.dumps(meta))
+    res = check_alignment(folder, mini_index, n_rows=16)
+    assert res["status"] == "failed" and any("recomputed rows differ" in p for p in res["problems"])

@@ -54,7 +54,7 @@ def test_gate_is_a_subcommand():
 def test_teachers_go(tree, capsys):
     rc, lines = _gate(capsys, "teachers", *tree["teachers"])
     assert rc == 0, lines
-    assert lines[-1] == "gate teachers: GO (12 of 12 items GO)"
+    assert lines[-1] == "gate teachers: GO (14 of 14 items GO)"
     items = [ln for ln in lines[:-1]]
     assert all(ln.startswith("GO ") for ln in items)
     assert "softlabels/fer2013-" in _line(lines, "soft labels T=2")
@@ -73,6 +73,7 @@ def test_teachers_go(tree, capsys):
     ("no_per_class_f1", "per-class F1 + confusion (test)", "no per_class_f1"),
     ("no_confusion", "per-class F1 + confusion (val)", "no confusion matrix"),
     ("bad_confusion", "per-class F1 + confusion (test)", "counts 41 samples"),
+    ("tta_mismatch", "same TTA in metrics and soft labels", "scored with TTA 'flip', soft labels"),
 ])
 def test_teachers_no_go(tree, tmp_path, capsys, breakage, item, reason):
     from training.artifacts import arrays_sha256, load_npz, save_npz
@@ -106,6 +107,8 @@ def test_teachers_no_go(tree, tmp_path, capsys, breakage, item, reason):
             row = next(r for r in d["matrix"] if max(r) > 0)
             row[row.index(max(row))] -= 1
         _edit_json(run / "confusion_test.json", drop_one)
+    elif breakage == "tta_mismatch":  # val scored with flip TTA, soft labels (an older file) without
+        _edit_json(run / "metrics_val.json", lambda d: d.update(tta="flip"))
     rc, lines = _gate(capsys, "teachers", run)
     assert rc == 1
     line = _line(lines, item)

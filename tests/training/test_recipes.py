@@ -103,7 +103,7 @@ echo "$*" >> "$FAKE_LOG"
 case "$1" in
   ensemble) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/ensemble.json" ;;
   pick-ensemble) echo "${@: -1}" ;;
-  softlabels) mkdir -p "$2/softlabels/x"; echo '{}' > "$2/softlabels/x/alignment.json" ;;
+  softlabels) mkdir -p "$2/softlabels/x"; echo '{"producer": {"tta": "flip"}}' > "$2/softlabels/x/alignment.json" ;;
   student) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/summary.json"; echo '{}' > "$out/metrics_test.json" ;;
   gate) [ "$2" = nl-phase ] && printf '{\n  "stage": "nl-phase",\n  "status": "%s",\n  "items": [{"status": "GO"}]\n}\n' \
           "${FAKE_GATE:-GO}" > "$3/gate_nl_phase.json" ;;
@@ -140,6 +140,33 @@ def _config_seed(call: str) -> str:
     return call.split("--config-name ")[1].split()[0] + "_s" + call.split("--seed ")[1].split()[0]
 
 
+def test_after_teachers_keeps_a_teacher_s_soft_labels_while_a_student_distils_from_them(tmp_path):
+    """Redoing soft labels (flip TTA) waits while an unfinished student names the teacher: its resume checks
+    the teacher's arrays. The loop keeps waiting (here: stopped by the timeout), calling nothing for it."""
+    root = _repo_copy(tmp_path)
+    sharp = root / "runs" / "sharp"
+    for name in ("resnet18_48", "resnet50_48", "effb3_48", "fervgg_s_48"):
+        t = sharp / f"teacher_{name}"
+        (t / "softlabels" / "x").mkdir(parents=True)
+        (t / "summary.json").write_text("{}")
+        tta = "none" if name == "resnet18_48" else "flip"
+        (t / "softlabels" / "x" / "alignment.json").write_text('{"producer": {"tta": "%s"}}' % tta)
+    probe = sharp / "students" / "s1-48-kd-rn18-e40_s1337"
+    probe.mkdir(parents=True)
+    (probe / "args.json").write_text('{"teacher": [\n    "runs/sharp/teacher_resnet18_48"\n  ]}')
+    fake = tmp_path / "fake-ft"
+    fake.write_text(FAKE_FER_TRAIN)
+    fake.chmod(0o755)
+    log = tmp_path / "calls.log"
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run(["bash", str(root / "training" / "recipes" / "sharp_cpu.sh"), "after-teachers"],
+                       capture_output=True, text=True, timeout=6,
+                       env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log),
+                            "RECIPE_POLL_S": "1", "RECIPE_SETTLE_S": "0"})
+    calls = log.read_text().splitlines() if log.exists() else []
+    assert not [c for c in calls if "teacher_resnet18_48" in c or c.startswith("ensemble")], calls
+
+
 NL_CONFIGS = ("s1-48-kd-val4-nl", "s1-48-kd-val4-nl-negl", "s1-48-dkd-val4-nl-negl")
 
 
@@ -156,10 +183,18 @@ def test_after_teachers_finishes_teachers_then_builds_ensembles_and_starts_every
         (t / "summary.json").write_text("{}")
         if name != "fervgg_s_48":
             (t / "softlabels" / "x").mkdir(parents=True)
-            (t / "softlabels" / "x" / "alignment.json").write_text("{}")
+            # the ResNet18's soft labels are from before flip TTA: redone; the others' are current
+            tta = "none" if name == "resnet18_48" else "flip"
+            (t / "softlabels" / "x" / "alignment.json").write_text(
+                '{\n  "producer": {\n    "tta": "%s"\n  }\n}\n' % tta)
     calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "after-teachers")
-    assert [c.split()[0] for c in calls if "teacher_fervgg_s_48" in c and not c.startswith("gate")][:4] == \
-        ["evaluate", "calibrate", "softlabels", "check-alignment"]
+    for name in ("fervgg_s_48", "resnet18_48"):
+        mine = [c for c in calls if f"teacher_{name}" in c and not c.startswith("gate")]
+        assert [c.split()[0] for c in mine][:4] == ["evaluate", "calibrate", "softlabels", "check-alignment"]
+        assert "--tta flip" in mine[0] and "--tta flip" in mine[2]
+    for name in ("resnet50_48", "effb3_48"):  # finished with flip already: only checked
+        assert [c.split()[0] for c in calls if f"teacher_{name}" in c and not c.startswith("gate")] == \
+            ["check-alignment"]
     built = [c.split()[-1].rsplit("/", 1)[-1] for c in calls if c.startswith("ensemble ")]
     assert built == ["ens_sharp_rn18_rn50", "ens_sharp_equal3", "ens_sharp_val3", "ens_sharp_equal4",
                      "ens_sharp_val4"]

@@ -30,6 +30,16 @@ start() {  # start OUT LOG fer-train-args...
   if pgrep -f -- "--out $out( |$)" > /dev/null; then echo "already running: $out"; return; fi
   "$FT" "$@" --out "$out" >> "$log" 2>&1 &
 }
+# a teacher whose soft labels were made by finish-teacher as it is now (flip TTA)
+flip_finished() { grep -qs '"tta": "flip"' "$1"/softlabels/*/alignment.json; }
+# an unfinished student (running or to be resumed) that distils from teacher run $1
+teacher_in_use() {
+  local a
+  for a in $R/students/*/args.json; do
+    [ -f "$a" ] && [ ! -f "${a%/args.json}/summary.json" ] && grep -q "\"$1\"" "$a" && return 0
+  done
+  return 1
+}
 # trainings of any stage now running (a stopped one counts: it holds its slot), by the name of $FT
 running() { pgrep -fc "${FT##*/} (teacher|student) " || true; }
 # the students of the issue's grid share round 1's recipe (48 px, stem 1, 20 epochs) and differ in the objective
@@ -66,11 +76,12 @@ round1)  # started 2026-12-01: the required ResNet18 teacher and the first no-di
       >> $R/students/s1-48-none_s1337.log 2>&1 &
   wait
   ;;
-finish-teacher)  # a finished teacher: test metrics, calibration, soft labels at T=2 and their alignment check
+finish-teacher)  # a finished teacher: test metrics, calibration, soft labels at T=2 and their alignment check, all
+  # with flip test-time augmentation (mean logits of face and mirror; chosen on val, docs/decisions.md)
   run=${2:?teacher run folder}
-  $FT evaluate "$run" --index $IDX                     # best.pt (chosen on val): metrics, logits, confusion matrices
+  $FT evaluate "$run" --index $IDX --tta flip          # best.pt (chosen on val): metrics, logits, confusion matrices
   $FT calibrate "$run"                                 # T fitted on val only, reliability_metrics.json
-  $FT softlabels "$run" --index $IDX --temperature 2   # every split, index order, alignment.json + diagnostic
+  $FT softlabels "$run" --index $IDX --temperature 2 --tta flip  # every split, index order, alignment.json + diagnostic
   $FT check-alignment "$run" --index $IDX              # recompute random rows from the checkpoint; abort on mismatch
   ;;
 round2)  # started 2026-12-01 (second working period): teacher 2 and the first distilled student
@@ -122,7 +133,7 @@ ensembles)  # after finish-teacher of every teacher: the design's ensembles (pai
   # the last two over three and over all four teachers), every member gated for alignment
   # first (fer-train ensemble refuses a member whose soft labels fail the check), weights on val only
   for t in "${T4[@]}"; do
-    compgen -G "$t/softlabels/*/alignment.json" > /dev/null || { echo "finish-teacher $t first" >&2; exit 1; }
+    flip_finished "$t" || { echo "finish-teacher $t first (soft labels with flip TTA)" >&2; exit 1; }
     $FT check-alignment $t --index $IDX
   done
   $FT gate teachers "${T4[@]}" --index $IDX || true
@@ -149,7 +160,8 @@ students)  # the issue's students: none / KD (alpha 0.5, T 2) / DKD (alpha 0.5, 
   done
   wait
   ;;
-after-teachers)  # hands-free from here: finish-teacher for each teacher as it finishes (once); while a teacher
+after-teachers)  # hands-free from here: finish-teacher for each teacher as it finishes (once, or again for soft
+  # labels from before flip TTA, once no unfinished student distils from them); while a teacher
   # still trains and a core is free, the no-distillation seeds 2025 and 42 (they need no teacher); when every
   # teacher has finished, the ensembles and then the students from the ensemble with the best val accuracy
   # (fer-train pick-ensemble; ties: lower val NLL), TAG = its name without "ens_sharp_" (e.g. val4), and
@@ -158,7 +170,11 @@ after-teachers)  # hands-free from here: finish-teacher for each teacher as it f
     waiting=0
     for t in "${T4[@]}"; do
       if [ ! -f "$t/summary.json" ]; then waiting=1; continue; fi
-      compgen -G "$t/softlabels/*/alignment.json" > /dev/null || "$0" finish-teacher "$t"
+      flip_finished "$t" && continue
+      # soft labels made before flip TTA are redone, but not while an unfinished student distils from them
+      # (its resume checks that its teacher's arrays did not change)
+      if teacher_in_use "$t"; then waiting=1; continue; fi
+      "$0" finish-teacher "$t"
     done
     [ $waiting = 0 ] && break
     # wait before counting: stages started together with this one need a moment to launch their trainings
