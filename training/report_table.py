@@ -52,6 +52,8 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
         input_px = args.get("input_size", "?")
         epochs = summary.get("epochs", args.get("epochs", "?"))
         wall = summary.get("wall_seconds")
+        if _read(run_dir / "metrics_val.json", required=False).get("tta") == "flip":
+            model += " + flip TTA"  # a teacher scored on each face and its mirror (fer-train evaluate --tta)
 
     def m(when: str, split: str, key: str) -> float:
         return _metric(cal, when, split, key, cal_path)

@@ -49,6 +49,14 @@ def test_row_copies_the_calibration_figures(tmp_path: Path) -> None:
     assert row["test Brier before/after"] == "0.610 / 0.590"
 
 
+def test_a_teacher_scored_with_flip_tta_says_so(tmp_path: Path) -> None:
+    run = _calibrated_run(tmp_path / "teacher_vgg")
+    (run / "metrics_val.json").write_text(json.dumps({"split": "val", "tta": "none"}))
+    assert run_row(run)["model"] == "resnet18"
+    (run / "metrics_val.json").write_text(json.dumps({"split": "val", "tta": "flip"}))
+    assert run_row(run)["model"] == "resnet18 + flip TTA"
+
+
 def test_ensemble_row_names_members_and_weights(tmp_path: Path) -> None:
     row = run_row(_calibrated_run(tmp_path / "ens", ensemble=True))
     assert row["model"] == "ensemble: rn18 0.65, rn50 0.35"
