@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE  (index | round1 | finish-teacher RUN | round2 | round3 | round4 | probe-epochs | ensembles | students ENS TAG | after-teachers | preview | aggregate TAG | status | interim RUN NAME | ship-check FOLDER | install FOLDER)
+# Usage: training/recipes/sharp_cpu.sh STAGE  (resume | index | round1 | finish-teacher RUN | round2 | round3 | round4 | probe-epochs | ensembles | students ENS TAG | after-teachers | preview | aggregate TAG | status | interim RUN NAME | ship-check FOLDER | install FOLDER)
 # Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
 # stage continues where the last working period stopped (and starts a missing run from scratch).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
@@ -61,6 +61,12 @@ student() {  # student MODE SEED [ENS TAG]: start one run (MODE none | kd | dkd;
 }
 
 case "${1:?stage}" in
+resume)  # the start of every working period, one command: every stage that may still have work, from one
+  # session (CPU share is per session: docs/decisions.md). Finished runs are skipped, unfinished ones resumed;
+  # the EfficientNet-B3 (round 3) is started by probe-epochs once the ResNet50 has finished.
+  "$0" round2 & "$0" probe-epochs & "$0" after-teachers &
+  wait
+  ;;
 index)
   [ -f $IDX/index.csv ] || $FT index --data ../shared/data/fer2013 --out $IDX
   ;;
