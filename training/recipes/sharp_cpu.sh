@@ -237,8 +237,8 @@ install)  # the app's default model: a model folder (fp16) written by export
   rm -rf resources/models/default && mkdir -p resources/models/default
   cp "$src"/model.onnx "$src"/model_card.json "$src"/calibration.json "$src"/classes.json resources/models/default/
   ;;
-status)  # last epoch line of every run
-  for f in $R/*.log $R/students/*.log; do [ -f "$f" ] && echo "$f: $(grep '^epoch' "$f" | tail -1)"; done
+status)  # epochs done, best val and hours left of every run (fer-train status, from their files)
+  $FT status $R/teacher_*/ $R/students/*/
   ;;
 *) echo "unknown stage $1" >&2; exit 2 ;;
 esac
