@@ -20,7 +20,7 @@ from fer_models.errors import FerError
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "index", "teacher", "evaluate", "softlabels", "alignment", "calibrate", "ensemble",
     "student", "export", "check_model", "crossdomain", "bench", "aggregate", "report", "gate", "nl_testbed",
-    "ckplus_index", "mine", "adapt", "calibrate_domain", "fairness", "session_video", "run_status",
+    "ckplus_index", "mine", "adapt", "calibrate_domain", "fairness", "session_video", "run_status", "bn_recalibration",
 )
 
 

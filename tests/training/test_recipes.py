@@ -104,6 +104,7 @@ case "$1" in
   ensemble) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/ensemble.json" ;;
   pick-ensemble) echo "${@: -1}" ;;
   softlabels) mkdir -p "$2/softlabels/x"; echo '{"producer": {"tta": "flip"}}' > "$2/softlabels/x/alignment.json" ;;
+  recalibrate-bn) printf '{\n  "chosen": "best_bn.pt"\n}\n' > "$2/bn_recalibration.json" ;;
   student) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/summary.json"; echo '{}' > "$out/metrics_test.json" ;;
   gate) [ "$2" = nl-phase ] && printf '{\n  "stage": "nl-phase",\n  "status": "%s",\n  "items": [{"status": "GO"}]\n}\n' \
           "${FAKE_GATE:-GO}" > "$3/gate_nl_phase.json" ;;
@@ -151,6 +152,7 @@ def test_after_teachers_keeps_a_teacher_s_soft_labels_while_a_student_distils_fr
         (t / "summary.json").write_text("{}")
         tta = "none" if name == "resnet18_48" else "flip"
         (t / "softlabels" / "x" / "alignment.json").write_text('{"producer": {"tta": "%s"}}' % tta)
+        (t / "bn_recalibration.json").write_text('{"chosen": "best.pt"}')
     probe = sharp / "students" / "s1-48-kd-rn18-e40_s1337"
     probe.mkdir(parents=True)
     (probe / "args.json").write_text('{"teacher": [\n    "runs/sharp/teacher_resnet18_48"\n  ]}')
@@ -187,11 +189,15 @@ def test_after_teachers_finishes_teachers_then_builds_ensembles_and_starts_every
             tta = "none" if name == "resnet18_48" else "flip"
             (t / "softlabels" / "x" / "alignment.json").write_text(
                 '{\n  "producer": {\n    "tta": "%s"\n  }\n}\n' % tta)
+            (t / "bn_recalibration.json").write_text('{"chosen": "best.pt"}')
     calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "after-teachers")
     for name in ("fervgg_s_48", "resnet18_48"):
         mine = [c for c in calls if f"teacher_{name}" in c and not c.startswith("gate")]
-        assert [c.split()[0] for c in mine][:4] == ["evaluate", "calibrate", "softlabels", "check-alignment"]
-        assert "--tta flip" in mine[0] and "--tta flip" in mine[2]
+        assert [c.split()[0] for c in mine][:5] == ["recalibrate-bn", "evaluate", "calibrate", "softlabels",
+                                                    "check-alignment"]
+        assert "--tta flip" in mine[0] and "--tta flip" in mine[1] and "--tta flip" in mine[3]
+        # evaluate and soft labels use the checkpoint recalibrate-bn chose on val
+        assert "--checkpoint best_bn.pt" in mine[1] and "--checkpoint best_bn.pt" in mine[3]
     for name in ("resnet50_48", "effb3_48"):  # finished with flip already: only checked
         assert [c.split()[0] for c in calls if f"teacher_{name}" in c and not c.startswith("gate")] == \
             ["check-alignment"]

@@ -30,8 +30,8 @@ start() {  # start OUT LOG fer-train-args...
   if pgrep -f -- "--out $out( |$)" > /dev/null; then echo "already running: $out"; return; fi
   "$FT" "$@" --out "$out" >> "$log" 2>&1 &
 }
-# a teacher whose soft labels were made by finish-teacher as it is now (flip TTA)
-flip_finished() { grep -qs '"tta": "flip"' "$1"/softlabels/*/alignment.json; }
+# a teacher finished by finish-teacher as it is now (BN recalibration chosen on val, flip TTA soft labels)
+flip_finished() { [ -f "$1/bn_recalibration.json" ] && grep -qs '"tta": "flip"' "$1"/softlabels/*/alignment.json; }
 # an unfinished student (running or to be resumed) that distils from teacher run $1
 teacher_in_use() {
   local a
@@ -83,11 +83,15 @@ round1)  # started 2026-12-01: the required ResNet18 teacher and the first no-di
   wait
   ;;
 finish-teacher)  # a finished teacher: test metrics, calibration, soft labels at T=2 and their alignment check, all
-  # with flip test-time augmentation (mean logits of face and mirror; chosen on val, docs/decisions.md)
+  # with flip test-time augmentation (mean logits of face and mirror; chosen on val, docs/decisions.md), from
+  # best.pt or its copy with BN statistics re-estimated on clean train faces, whichever is better on val
   run=${2:?teacher run folder}
-  $FT evaluate "$run" --index $IDX --tta flip          # best.pt (chosen on val): metrics, logits, confusion matrices
+  $FT recalibrate-bn "$run" --index $IDX --tta flip    # best_bn.pt + bn_recalibration.json (val before / after)
+  ck=$(sed -n 's/.*"chosen": *"\([^"]*\)".*/\1/p' "$run/bn_recalibration.json")
+  $FT evaluate "$run" --index $IDX --tta flip --checkpoint "$ck"  # metrics, logits, confusion matrices
   $FT calibrate "$run"                                 # T fitted on val only, reliability_metrics.json
-  $FT softlabels "$run" --index $IDX --temperature 2 --tta flip  # every split, index order, alignment.json + diagnostic
+  $FT softlabels "$run" --index $IDX --temperature 2 --tta flip --checkpoint "$ck"  # every split, index order,
+  #                                                      alignment.json + diagnostic
   $FT check-alignment "$run" --index $IDX              # recompute random rows from the checkpoint; abort on mismatch
   ;;
 round2)  # started 2026-12-01 (second working period): teacher 2 and the first distilled student
@@ -139,7 +143,7 @@ ensembles)  # after finish-teacher of every teacher: the design's ensembles (pai
   # the last two over three and over all four teachers), every member gated for alignment
   # first (fer-train ensemble refuses a member whose soft labels fail the check), weights on val only
   for t in "${T4[@]}"; do
-    flip_finished "$t" || { echo "finish-teacher $t first (soft labels with flip TTA)" >&2; exit 1; }
+    flip_finished "$t" || { echo "finish-teacher $t first (BN recalibration, soft labels with flip TTA)" >&2; exit 1; }
     $FT check-alignment $t --index $IDX
   done
   $FT gate teachers "${T4[@]}" --index $IDX || true
@@ -177,7 +181,8 @@ after-teachers)  # hands-free from here: finish-teacher for each teacher as it f
     for t in "${T4[@]}"; do
       if [ ! -f "$t/summary.json" ]; then waiting=1; continue; fi
       flip_finished "$t" && continue
-      # soft labels made before flip TTA are redone, but not while an unfinished student distils from them
+      # soft labels made before flip TTA / BN recalibration are redone, but not while an unfinished student
+      # distils from them
       # (its resume checks that its teacher's arrays did not change)
       if teacher_in_use "$t"; then waiting=1; continue; fi
       "$0" finish-teacher "$t"
