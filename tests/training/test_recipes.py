@@ -104,7 +104,7 @@ case "$1" in
   ensemble) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/ensemble.json" ;;
   pick-ensemble) echo "${@: -1}" ;;
   softlabels) mkdir -p "$2/softlabels/x"; echo '{"producer": {"tta": "flip"}}' > "$2/softlabels/x/alignment.json" ;;
-  recalibrate-bn) printf '{\n  "chosen": "best_bn.pt"\n}\n' > "$2/bn_recalibration.json" ;;
+  recalibrate-bn) printf '{\n  "chosen": "best_bn.pt"\n}\n' > "$2/bn_recalibration.json"; echo recalibrated > "$2/best_bn.pt" ;;
   student) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/summary.json"; echo '{}' > "$out/metrics_test.json" ;;
   gate) [ "$2" = nl-phase ] && printf '{\n  "stage": "nl-phase",\n  "status": "%s",\n  "items": [{"status": "GO"}]\n}\n' \
           "${FAKE_GATE:-GO}" > "$3/gate_nl_phase.json" ;;
@@ -280,3 +280,19 @@ def test_nl_phases_use_the_plain_students_recipe():
     assert pairs(s1) | pairs(kd_aug) <= pairs(full)
     common = re.search(r"^COMMON=\((?P<args>[^)]*)\)", texts["sharp_cpu.sh"], re.M)["args"].split()
     assert set(common) <= set(full)
+
+
+def test_interim_ships_the_checkpoint_recalibrate_bn_chose(tmp_path):
+    """A model folder from a student's best.pt: the trained file is kept as trained.pt, BN recalibration
+    is scored on val without TTA (as the app runs the model), and its choice becomes best.pt for export."""
+    root = _repo_copy(tmp_path)
+    src = root / "runs" / "sharp" / "students" / "s1-48-kd-val4_s1337"
+    src.mkdir(parents=True)
+    for f, text in (("best.pt", "trained"), ("args.json", "{}"), ("classes.json", "[]")):
+        (src / f).write_text(text)
+    calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "interim", "runs/sharp/students/s1-48-kd-val4_s1337", "m1")
+    d = root / "runs" / "sharp" / "interim" / "m1"
+    assert (d / "trained.pt").read_text() == "trained" and (d / "best.pt").read_text().strip() == "recalibrated"
+    first = [c.split()[0] for c in calls]
+    assert first[:4] == ["recalibrate-bn", "evaluate", "calibrate", "export"]
+    assert "--checkpoint trained.pt" in calls[0] and "--tta" not in calls[0]

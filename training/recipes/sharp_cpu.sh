@@ -218,11 +218,16 @@ aggregate)  # mean, std, bootstrap CIs per configuration; paired DKD vs KD vs no
   $FT aggregate $R/students/s1-48-{none,kd-$tag,dkd-$tag}_s{1337,2025,42} --out $R/results_summary_students.csv \
       --compare s1-48-dkd-$tag s1-48-kd-$tag --compare s1-48-dkd-$tag s1-48-none --compare s1-48-kd-$tag s1-48-none
   ;;
-interim)  # ship the best checkpoint so far of a run that is still training (its best.pt, chosen on val)
+interim)  # a model folder from a student run's best.pt (chosen on val; the run may still be training)
   src=${2:?run folder}; name=${3:?model name}
   d=$R/interim/$name
   mkdir -p "$d"
-  cp "$src/best.pt" "$src/args.json" "$src/classes.json" "$d/"
+  cp "$src/args.json" "$src/classes.json" "$d/"
+  cp "$src/best.pt" "$d/trained.pt"
+  # BN statistics re-estimated on clean train faces, kept only if better on val (scored as the app runs it:
+  # no TTA); the chosen file becomes the folder's best.pt, which evaluate and export read
+  $FT recalibrate-bn "$d" --index $IDX --checkpoint trained.pt
+  cp "$d/$(sed -n 's/.*"chosen": *"\([^"]*\)".*/\1/p' "$d/bn_recalibration.json")" "$d/best.pt"
   $FT evaluate "$d" --index $IDX                       # metrics_val/test.json, logits, confusion matrices
   $FT calibrate "$d"                                   # T fitted on val only
   $FT export "$d" --fp16 --model-id "$name"            # fp32 + fp16 folders, parity checks, measured crop margin
