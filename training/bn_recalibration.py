@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from fer_models.calibration import classification_metrics, softmax
+from fer_models.errors import ArtifactError
 from fer_models.files import sha256_file, write_json
 from training.evaluate import TTA_MODES
 
@@ -85,7 +86,7 @@ def recalibrate_run(run_dir: str | Path, index_dir: str | Path, checkpoint: str 
     pos = stratified_subset(train_pos, index.labels[train_pos], min(images, len(train_pos)), seed=seed)
     n_bn = recalibrate_bn(model, FERDataset(index, spec, positions=pos, root=data_root), channels_last=channels_last)
     if n_bn == 0:
-        raise ValueError(f"{src}: {ck['backbone']} has no batch-norm layers to recalibrate")
+        raise ArtifactError(src, f"{ck['backbone']} has no batch-norm layers to recalibrate")
     after = _val_score(model, val, channels_last, tta)
     out = run / out_name
     record = {"source_checkpoint": src.name, "source_sha256": sha256_file(src), "checkpoint": out_name,

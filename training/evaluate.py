@@ -29,6 +29,7 @@ TTA_MODES = ("none", "flip")
 
 
 def check_tta(tta: str) -> str:
+    """``tta`` if it is one of ``TTA_MODES``: a typo must not silently score without augmentation."""
     if tta not in TTA_MODES:
         raise ValueError(f"test-time augmentation must be one of {TTA_MODES}, got {tta!r}")
     return tta

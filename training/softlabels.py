@@ -51,8 +51,8 @@ def export_softlabels(run_dir: str | Path, index_dir: str | Path, out: str | Pat
                              "checkpoint_sha256": sha256_file(ckpt), "backbone": ck["backbone"],
                              "input_size": ck["input_size"], "in_chans": ck["in_chans"],
                              "stem_stride": ck.get("stem_stride"), "epoch": ck.get("epoch"),
-                             "trained_on_index": ck.get("index_fingerprint"), "data_root": str(data_root or index.source),
-                             "tta": tta}}
+                             "trained_on_index": ck.get("index_fingerprint"),
+                             "data_root": str(data_root or index.source), "tta": tta}}
     write_softlabels(folder, index, logits, temperature, kind, producer)
     result = check_alignment(folder, index, n_rows=diagnostic_rows, data_root=data_root)
     acc = ", ".join(f"{k} {v:.4f}" for k, v in result["recorded_accuracy"].items() if v is not None)

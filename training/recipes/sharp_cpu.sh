@@ -31,7 +31,7 @@ start() {  # start OUT LOG fer-train-args...
   "$FT" "$@" --out "$out" >> "$log" 2>&1 &
 }
 # a teacher finished by finish-teacher as it is now (BN recalibration chosen on val, flip TTA soft labels)
-flip_finished() { [ -f "$1/bn_recalibration.json" ] && grep -qs '"tta": "flip"' "$1"/softlabels/*/alignment.json; }
+teacher_current() { [ -f "$1/bn_recalibration.json" ] && grep -qs '"tta": "flip"' "$1"/softlabels/*/alignment.json; }
 # an unfinished student (running or to be resumed) that distils from teacher run $1
 teacher_in_use() {
   local a
@@ -143,7 +143,7 @@ ensembles)  # after finish-teacher of every teacher: the design's ensembles (pai
   # the last two over three and over all four teachers), every member gated for alignment
   # first (fer-train ensemble refuses a member whose soft labels fail the check), weights on val only
   for t in "${T4[@]}"; do
-    flip_finished "$t" || { echo "finish-teacher $t first (BN recalibration, soft labels with flip TTA)" >&2; exit 1; }
+    teacher_current "$t" || { echo "finish-teacher $t first (BN recalibration, soft labels with flip TTA)" >&2; exit 1; }
     $FT check-alignment $t --index $IDX
   done
   $FT gate teachers "${T4[@]}" --index $IDX || true
@@ -170,8 +170,8 @@ students)  # the issue's students: none / KD (alpha 0.5, T 2) / DKD (alpha 0.5, 
   done
   wait
   ;;
-after-teachers)  # hands-free from here: finish-teacher for each teacher as it finishes (once, or again for soft
-  # labels from before flip TTA, once no unfinished student distils from them); while a teacher
+after-teachers)  # hands-free from here: finish-teacher for each teacher as it finishes (once; again for one
+  # finished before BN recalibration / flip TTA, once no unfinished student distils from it); while a teacher
   # still trains and a core is free, the no-distillation seeds 2025 and 42 (they need no teacher); when every
   # teacher has finished, the ensembles and then the students from the ensemble with the best val accuracy
   # (fer-train pick-ensemble; ties: lower val NLL), TAG = its name without "ens_sharp_" (e.g. val4), and
@@ -180,10 +180,9 @@ after-teachers)  # hands-free from here: finish-teacher for each teacher as it f
     waiting=0
     for t in "${T4[@]}"; do
       if [ ! -f "$t/summary.json" ]; then waiting=1; continue; fi
-      flip_finished "$t" && continue
-      # soft labels made before flip TTA / BN recalibration are redone, but not while an unfinished student
-      # distils from them
-      # (its resume checks that its teacher's arrays did not change)
+      teacher_current "$t" && continue
+      # a teacher finished before flip TTA / BN recalibration is redone, but not while an unfinished student
+      # distils from its soft labels (the student's resume checks that its teacher's arrays did not change)
       if teacher_in_use "$t"; then waiting=1; continue; fi
       "$0" finish-teacher "$t"
     done
