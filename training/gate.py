@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -46,7 +45,7 @@ from typing import Any, Iterable, Sequence
 from fer_models.classes import FER7, read_classes_json
 from fer_models.files import read_json
 from fer_models.errors import ArtifactError, FerError
-from training.gate_items import GateResult, Item, check_item, read_csv_rows
+from training.gate_items import GateResult, Item, check_item, finite_float, read_csv_rows
 
 STAGES: tuple[str, ...] = ("teachers", "ensembles", "students", "demo", "nl-negl", "nl-phase")
 SOFTLABEL_TEMPERATURE = 2.0  # the plan's targets (DESIGN.md §4: probabilities at T=2)
@@ -76,15 +75,6 @@ def _obj_or_empty(path: Path) -> dict[str, Any]:
         return _obj(path)
     except FerError:
         return {}
-
-
-def _num(x: Any) -> float | None:
-    """A finite float, or None for anything else (empty CSV cells, null, text)."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _run_classes(run: Path) -> list[str]:
@@ -191,7 +181,7 @@ def check_calibration(run: Path) -> tuple[bool, str, Path]:
     cal = load_calibration(path, _run_classes(run))
     raw = _obj(path)
     missing = [f"metrics_{w}.{s}.{k}" for w in ("before", "after") for s in SPLITS for k in ("nll", "ece")
-               if _num(((raw.get(f"metrics_{w}") or {}).get(s) or {}).get(k)) is None]
+               if finite_float(((raw.get(f"metrics_{w}") or {}).get(s) or {}).get(k)) is None]
     if missing:
         return False, f"{path}: no {', '.join(missing)} (recalibrate with the current fer-train)", path
     b, a = raw["metrics_before"]["test"], raw["metrics_after"]["test"]
@@ -213,9 +203,9 @@ def check_reliability(run: Path) -> tuple[bool, str, Path]:
         bins = rep.get(key)
         if not isinstance(bins, list) or not bins or not all(isinstance(b, dict) and "count" in b for b in bins):
             return False, f"{path}: no reliability bins {key!r}", path
-    chosen = _num(rep.get("chosen_temperature"))
+    chosen = finite_float(rep.get("chosen_temperature"))
     cal = _obj_or_empty(run / "calibration.json")
-    t = _num(cal.get("temperature"))
+    t = finite_float(cal.get("temperature"))
     if chosen is None:
         return False, f"{path}: no chosen_temperature", path
     if t is not None and abs(chosen - t) > 1e-9:
@@ -259,7 +249,7 @@ def check_split_report(run: Path, split: str) -> tuple[bool, str, Path]:
     f1 = metrics.get("per_class_f1")
     if isinstance(f1, list):
         f1 = dict(zip(classes, f1))
-    if not isinstance(f1, dict) or [c for c in classes if _num(f1.get(c)) is None]:
+    if not isinstance(f1, dict) or [c for c in classes if finite_float(f1.get(c)) is None]:
         return False, f"{path}: no per_class_f1 for every class of {classes}", path
     cm, cm_path = _confusion(run, split, metrics)
     k = len(classes)
@@ -298,7 +288,7 @@ def gate_teachers(runs: Sequence[Path], index: Path | None = None) -> list[Item]
                 return False, (f"no {where / 'alignment.json'} (run fer-train softlabels {run} --index ... "
                                f"--temperature {SOFTLABEL_TEMPERATURE:g})"), where
             meta = _obj(folder / "alignment.json")
-            t = _num(meta.get("temperature"))
+            t = finite_float(meta.get("temperature"))
             if t is None or abs(t - SOFTLABEL_TEMPERATURE) > 1e-9:
                 return False, (f"{folder / 'alignment.json'}: soft labels at T={meta.get('temperature')}, the plan's "
                                f"targets are at T={SOFTLABEL_TEMPERATURE:g}"), folder
@@ -403,7 +393,7 @@ def gate_ensembles(runs: Sequence[Path], index: Path | None = None) -> list[Item
             names = [str(m.get("name")) for m in members]
             if not isinstance(w, dict) or sorted(w) != sorted(names):
                 return False, f"{path}: 'weights' does not name every member ({names})", path
-            vals = [_num(w[n]) for n in names]
+            vals = [finite_float(w[n]) for n in names]
             if any(v is None or v < 0 for v in vals) or abs(sum(vals) - 1.0) > 1e-6:  # type: ignore[arg-type]
                 return False, f"{path}: weights {w} are not non-negative and summing to 1", path
             src = ens.get("weights_source")
@@ -412,10 +402,10 @@ def gate_ensembles(runs: Sequence[Path], index: Path | None = None) -> list[Item
             return True, f"{path}: " + ", ".join(f"{n} {w[n]:.3f}" for n in names) + f" ({src})", path
 
         def temperatures(ens: dict = ens, members: list = members) -> tuple[bool, str, Path]:
-            t = _num(ens.get("temperature"))
+            t = finite_float(ens.get("temperature"))
             if t is None or t <= 0:
                 return False, f"{path}: no positive 'temperature'", path
-            missing = [str(m.get("name")) for m in members if _num(m.get("member_temperature")) is None]
+            missing = [str(m.get("name")) for m in members if finite_float(m.get("member_temperature")) is None]
             if missing:
                 return False, f"{path}: members {missing} have no member_temperature", path
             mt = ", ".join(f"{m.get('name')} T={float(m['member_temperature']):g}" for m in members)
@@ -516,8 +506,8 @@ def gate_students(runs: Sequence[Path], summary: Path | None = None, latency: Pa
                 return False, (f"{sum_path}: no config row for {cfg!r} (rerun fer-train aggregate over its "
                                "seeds)"), sum_path
             row = crow[-1]
-            mean, std = _num(row.get("test_accuracy")), _num(row.get("test_accuracy_std"))
-            lo, hi = _num(row.get("test_accuracy_ci_low")), _num(row.get("test_accuracy_ci_high"))
+            mean, std = finite_float(row.get("test_accuracy")), finite_float(row.get("test_accuracy_std"))
+            lo, hi = finite_float(row.get("test_accuracy_ci_low")), finite_float(row.get("test_accuracy_ci_high"))
             if None in (mean, std, lo, hi):
                 return False, (f"{sum_path}: config row {cfg!r} lacks mean, std or CI (std needs two or more "
                                "seeds)"), sum_path
@@ -548,7 +538,7 @@ def gate_students(runs: Sequence[Path], summary: Path | None = None, latency: Pa
                 if not card_path.is_file():
                     return False, f"{card_path} missing (fer-train export --fp16 writes fp32/ and fp16/)", card_path
                 card = read_card(ex / precision)
-                diff = _num(card.get("parity_max_abs_prob_diff"))
+                diff = finite_float(card.get("parity_max_abs_prob_diff"))
                 tol = PARITY_TOLERANCE[precision]
                 if diff is None:
                     return False, f"{card_path}: no parity_max_abs_prob_diff recorded", card_path
@@ -572,7 +562,8 @@ def gate_students(runs: Sequence[Path], summary: Path | None = None, latency: Pa
         missing = [c for c in LATENCY_COLUMNS[:6] if c not in header]
         if missing:
             return False, f"{lat_path}: not a latency.csv (no columns {missing})", lat_path
-        good = [r for r in rows if (_num(r.get("median_ms")) or 0) > 0 and (_num(r.get("p90_ms")) or 0) > 0]
+        good = [r for r in rows
+                if (finite_float(r.get("median_ms")) or 0) > 0 and (finite_float(r.get("p90_ms")) or 0) > 0]
         if not good:
             return False, f"{lat_path}: no row with a positive median_ms and p90_ms", lat_path
         absent = [m for m in dict.fromkeys(model_ids) if m not in {r.get("model") for r in good}]
@@ -629,12 +620,12 @@ def gate_demo(sessions: Sequence[Path], summary: Path | None = None) -> list[Ite
             if not path.is_file():
                 return False, f"{path} missing (end the session, or fer-score {s / 'per_frame.csv'})", path
             score = _obj(path)
-            acc = _num(score.get("accuracy"))
+            acc = finite_float(score.get("accuracy"))
             if acc is None:
                 return False, (f"{path}: accuracy is null ({score.get('n_scored_frames', 0)} scored frames): no "
                                "labelled segment long enough to score; label the session"), path
-            f1 = _num(score.get("macro_f1"))
-            lock = _num(score.get("lock_rate"))
+            f1 = finite_float(score.get("macro_f1"))
+            lock = finite_float(score.get("lock_rate"))
             return True, (f"{path}: accuracy {acc:.3f}" + (f", macro-F1 {f1:.3f}" if f1 is not None else "") +
                           (f", lock rate {lock:.2f}" if lock is not None else "") +
                           f" over {score.get('n_scored_frames')} scored frames in {score.get('n_segments')} "
@@ -652,7 +643,7 @@ def gate_demo(sessions: Sequence[Path], summary: Path | None = None) -> list[Ite
                 return False, f"{path}: no row for session {s.name}", path
             row = mine[-1]
             score = _obj_or_empty(s / "score.json")
-            a, b = _num(row.get("accuracy")), _num(score.get("accuracy"))
+            a, b = finite_float(row.get("accuracy")), finite_float(score.get("accuracy"))
             if (a is None) != (b is None) or (a is not None and abs(a - b) > 1e-6):  # type: ignore[operator]
                 return False, f"{path}: the row's accuracy {row.get('accuracy')!r} differs from score.json's {b}", path
             return True, (f"{path}: row scored {row.get('scored_at')}, model {row.get('model_id')}, accuracy "
@@ -672,7 +663,7 @@ def read_memory_trace(path: Path) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for col in ("step", "rss_mb", "gpu_mb"):
         if col in header:
-            vals = [_num(r.get(col)) for r in rows]
+            vals = [finite_float(r.get(col)) for r in rows]
             if any(v is None for v in vals):
                 raise ArtifactError(path, f"column {col} holds a value that is not a number")
             out[col] = vals  # type: ignore[assignment]

@@ -8,6 +8,7 @@ to the run) without importing the gate that dispatches to them.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -61,6 +62,15 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "status": "GO" if self.go else "NO-GO", "go": self.go,
                 "n_items": len(self.items), "n_no_go": len(self.failed), "items": [i.to_dict() for i in self.items]}
+
+
+def finite_float(x: Any) -> float | None:
+    """A finite float, or None for anything else (empty CSV cells, null, text, inf, nan)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:

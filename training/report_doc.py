@@ -33,6 +33,7 @@ from fer_models.classes import FER7
 from fer_models.errors import ArtifactError, FerError
 
 from training import gate as g
+from training.gate_items import finite_float
 from training.report_table import run_row
 from training.report_render import Bullets, Code, Document, Figures, Heading, PageBreak, Para, Table, write_document
 
@@ -75,7 +76,7 @@ def classify(folder: Path) -> str:
 
 
 def _f(x: Any, nd: int = 3) -> str:
-    v = g._num(x)
+    v = finite_float(x)
     return "–" if v is None else f"{v:.{nd}f}"
 
 
@@ -91,7 +92,7 @@ def _cal(run: Path) -> dict[str, Any]:
 
 
 def _m(cal: dict[str, Any], when: str, split: str, key: str) -> float | None:
-    return g._num(((cal.get(f"metrics_{when}") or {}).get(split) or {}).get(key))
+    return finite_float(((cal.get(f"metrics_{when}") or {}).get(split) or {}).get(key))
 
 
 def _short(path: Path | str, base: Path | None = None) -> str:
@@ -409,9 +410,9 @@ class Report:
     def headline_rows(self, configs: list[dict[str, str]], paired: list[dict[str, str]]) -> list[list[str]]:
         rows: list[list[str]] = []
         src = self.summary.name if self.summary else ""
-        ranked = sorted(configs, key=lambda r: g._num(r.get("test_accuracy")) or 0.0, reverse=True)
+        ranked = sorted(configs, key=lambda r: finite_float(r.get("test_accuracy")) or 0.0, reverse=True)
         for r in ranked[:4]:
-            std = g._num(r.get("test_accuracy_std"))
+            std = finite_float(r.get("test_accuracy_std"))
             rows.append([f"student {r.get('config')} ({r.get('n_runs')} seeds)",
                          f"test acc {_f(r.get('test_accuracy'))}" + (f" ± {std:.3f}" if std is not None else "") +
                          f" (95% CI {_f(r.get('test_accuracy_ci_low'))}–{_f(r.get('test_accuracy_ci_high'))}); "
@@ -421,7 +422,7 @@ class Report:
             rows.append([f"paired {r.get('config')}",
                          f"test acc difference {float(r['test_accuracy']):+.3f} (95% CI "
                          f"{float(r['test_accuracy_ci_low']):+.3f} to {float(r['test_accuracy_ci_high']):+.3f}); "
-                         f"{r.get('note', '')}" if g._num(r.get("test_accuracy")) is not None else "–", src])
+                         f"{r.get('note', '')}" if finite_float(r.get("test_accuracy")) is not None else "–", src])
         for stage, label in (("teachers", "best teacher"), ("ensembles", "best ensemble")):
             scored = [(d, _cal(d)) for d in self.groups[stage]]
             scored = [(d, c) for d, c in scored if _m(c, "before", "test", "accuracy") is not None]
@@ -434,13 +435,14 @@ class Report:
                              f"{d.name}/calibration.json"])
         by_export: dict[Path, list[str]] = {}
         for ex, precision, card in self.cards():
-            by_export.setdefault(ex, []).append(f"{precision} {g._num(card.get('parity_max_abs_prob_diff')) or 0:.1e}"
+            parity = finite_float(card.get("parity_max_abs_prob_diff")) or 0
+            by_export.setdefault(ex, []).append(f"{precision} {parity:.1e}"
                                                 if card.get("parity_max_abs_prob_diff") is not None
                                                 else f"{precision} not recorded")
         for ex, parts in by_export.items():
             rows.append([f"export parity: {ex.parent.name}", "max |p_torch − p_onnx|: " + ", ".join(parts),
                          "export/*/model_card.json"])
-        lat = [r for r in _csv_rows(self.latency) if str(r.get("batch")) == "1" and g._num(r.get("median_ms"))]
+        lat = [r for r in _csv_rows(self.latency) if str(r.get("batch")) == "1" and finite_float(r.get("median_ms"))]
         for r in sorted(lat, key=lambda r: float(r["median_ms"]))[:2]:
             rows.append([f"latency batch 1: {r.get('precision')}",
                          f"{r.get('model')} on {r.get('provider')}: median {float(r['median_ms']):.2f} ms, p90 "
@@ -495,7 +497,8 @@ class Report:
             doc.add(Table(["A − B", "test acc difference", "95% CI", "note"],
                           [[str(r.get("config")), f"{float(r['test_accuracy']):+.4f}",
                             f"{float(r['test_accuracy_ci_low']):+.4f} to {float(r['test_accuracy_ci_high']):+.4f}",
-                            str(r.get("note", ""))] for r in paired if g._num(r.get("test_accuracy")) is not None],
+                            str(r.get("note", ""))]
+                           for r in paired if finite_float(r.get("test_accuracy")) is not None],
                           widths=[3.2, 1.4, 1.8, 3.2], font_size=7.4, align=["L", "R", "R", "L"],
                           caption="Paired bootstrap on the same resampled test images."))
         cards = self.cards()
@@ -505,8 +508,8 @@ class Report:
             doc.add(Heading("Export and latency", 2))
             doc.add(Table(["export folder", "precision", "model id", "parity max |Δp|", "tolerance", "images"],
                           [[_short(ex), p, str(c.get("model_id", "?")),
-                            f"{g._num(c.get('parity_max_abs_prob_diff')):.2e}"
-                            if g._num(c.get("parity_max_abs_prob_diff")) is not None else "–",
+                            f"{finite_float(c.get('parity_max_abs_prob_diff')):.2e}"
+                            if finite_float(c.get("parity_max_abs_prob_diff")) is not None else "–",
                             f"{PARITY_TOLERANCE.get(p, float('nan')):g}", str(c.get("parity_images", "–"))]
                            for ex, p, c in cards],
                           widths=[3.2, 0.9, 3.0, 1.3, 1.0, 0.8], font_size=7.2,
@@ -573,7 +576,7 @@ class Report:
             after = rep.get(f"bins_{split}_after") or rep.get("bins_after")
             if not (isinstance(before, list) and isinstance(after, list) and before and after):
                 continue
-            t = g._num(cal.get("temperature", rep.get("chosen_temperature")))
+            t = finite_float(cal.get("temperature", rep.get("chosen_temperature")))
             eb, ea = _m(cal, "before", split, "ece"), _m(cal, "after", split, "ece")
             path = reliability_figure(before, after, self.fig_dir / f"reliability_{_safe(run.name)}.png",
                                       f"{run.name} ({split})", f"T=1, ECE {_f(eb)}",
@@ -647,7 +650,7 @@ class Report:
             rows = []
             for s in sessions:
                 sc, r = s["score"], s["row"]
-                ttl = g._num(sc.get("time_to_lock_ms_median"))
+                ttl = finite_float(sc.get("time_to_lock_ms_median"))
                 rows.append([s["folder"].name, str(s["source"] or "?"), str(r.get("model_id", "?")),
                              str(sc.get("n_scored_frames", "–")), _f(sc.get("accuracy")), _f(sc.get("macro_f1")),
                              _f(sc.get("jitter_per_min"), 1), "–" if ttl is None else f"{ttl:.0f}",
@@ -693,7 +696,8 @@ class Report:
         doc.add(Heading("Risk log"))
         rows: list[list[str]] = []
         configs, _ = self.aggregate_rows()
-        widths = [(g._num(r.get("test_accuracy_ci_high")) or 0) - (g._num(r.get("test_accuracy_ci_low")) or 0)
+        widths = [(finite_float(r.get("test_accuracy_ci_high")) or 0)
+                  - (finite_float(r.get("test_accuracy_ci_low")) or 0)
                   for r in configs]
         if configs:
             k = max(range(len(widths)), key=widths.__getitem__)
@@ -717,7 +721,7 @@ class Report:
             rows.append(["Calibration does not carry from val to test", f"largest |ECE test − ECE val| after "
                                                                         f"calibration {v:.3f} ({name})",
                          "T fitted on val only; reliability diagrams per run", "watch"])
-        sessions = [s for s in self.sessions() if g._num(s["score"].get("accuracy")) is not None]
+        sessions = [s for s in self.sessions() if finite_float(s["score"].get("accuracy")) is not None]
         if sessions:
             accs = [float(s["score"]["accuracy"]) for s in sessions]
             rows.append(["Webcam faces differ from FER2013 (domain shift)",

@@ -11,23 +11,14 @@ the cores with a third job is one outlier among many, not the rate.
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
 from fer_models.files import read_json_object
-from training.gate_items import read_csv_rows
+from training.gate_items import finite_float, read_csv_rows
 
 COLUMNS = ("run", "state", "epochs", "last val", "best val (epoch)", "median min/epoch", "hours left")
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        v = float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-    return v if v is not None and math.isfinite(v) else None
 
 
 def run_status(run_dir: str | Path) -> dict[str, Any]:
@@ -38,8 +29,8 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
     rows = read_csv_rows(history)[1] if history.is_file() else []
     planned = args.get("epochs")
     planned = int(planned) if isinstance(planned, (int, float)) else None
-    vals = [_float(r.get("val_acc")) for r in rows]
-    secs = [s for s in (_float(r.get("seconds")) for r in rows) if s is not None]
+    vals = [finite_float(r.get("val_acc")) for r in rows]
+    secs = [s for s in (finite_float(r.get("seconds")) for r in rows) if s is not None]
     scored = [(v, i) for i, v in enumerate(vals) if v is not None]
     best, best_epoch = max(scored, key=lambda t: (t[0], -t[1])) if scored else (None, None)
     finished = (run / "summary.json").is_file()

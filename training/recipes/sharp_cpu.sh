@@ -32,6 +32,8 @@ start() {  # start OUT LOG fer-train-args...
 }
 # a teacher finished by finish-teacher as it is now (BN recalibration chosen on val, flip TTA soft labels)
 teacher_current() { [ -f "$1/bn_recalibration.json" ] && grep -qs '"tta": "flip"' "$1"/softlabels/*/alignment.json; }
+# the checkpoint fer-train recalibrate-bn chose on val for run folder $1 (best.pt or best_bn.pt)
+chosen_checkpoint() { sed -n 's/.*"chosen": *"\([^"]*\)".*/\1/p' "$1/bn_recalibration.json"; }
 # an unfinished student (running or to be resumed) that distils from teacher run $1
 teacher_in_use() {
   local a
@@ -87,7 +89,7 @@ finish-teacher)  # a finished teacher: test metrics, calibration, soft labels at
   # best.pt or its copy with BN statistics re-estimated on clean train faces, whichever is better on val
   run=${2:?teacher run folder}
   $FT recalibrate-bn "$run" --index $IDX --tta flip    # best_bn.pt + bn_recalibration.json (val before / after)
-  ck=$(sed -n 's/.*"chosen": *"\([^"]*\)".*/\1/p' "$run/bn_recalibration.json")
+  ck=$(chosen_checkpoint "$run")
   $FT evaluate "$run" --index $IDX --tta flip --checkpoint "$ck"  # metrics, logits, confusion matrices
   $FT calibrate "$run"                                 # T fitted on val only, reliability_metrics.json
   $FT softlabels "$run" --index $IDX --temperature 2 --tta flip --checkpoint "$ck"  # every split, index order,
@@ -226,7 +228,7 @@ interim)  # a model folder from a student run's best.pt (chosen on val; the run 
   # BN statistics re-estimated on clean train faces, kept only if better on val (scored as the app runs it:
   # no TTA); the chosen file becomes the folder's best.pt, which evaluate and export read
   $FT recalibrate-bn "$d" --index $IDX --checkpoint trained.pt
-  cp "$d/$(sed -n 's/.*"chosen": *"\([^"]*\)".*/\1/p' "$d/bn_recalibration.json")" "$d/best.pt"
+  cp "$d/$(chosen_checkpoint "$d")" "$d/best.pt"
   $FT evaluate "$d" --index $IDX                       # metrics_val/test.json, logits, confusion matrices
   $FT calibrate "$d"                                   # T fitted on val only
   $FT export "$d" --fp16 --model-id "$name"            # fp32 + fp16 folders, parity checks, measured crop margin
