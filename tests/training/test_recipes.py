@@ -137,6 +137,22 @@ def _run(root: Path, tmp_path: Path, recipe: str, *args: str, gate: str = "GO") 
     return log.read_text().splitlines(), proc.stdout
 
 
+def _grid(root: Path, probe_best: float | None, base_best: float = 0.6144) -> None:
+    """The two runs grid.sh's rule reads: the 20-epoch KD student and its 40-epoch repeat (finished, with
+    ``probe_best`` as its best val accuracy, unless None: still training)."""
+    students = root / "runs" / "sharp" / "students"
+    for name, best, done in (("s1-48-kd-rn18_s1337", base_best, True),
+                             ("s1-48-kd-rn18-e40_s1337", probe_best or 0.5, probe_best is not None)):
+        run = students / name
+        run.mkdir(parents=True, exist_ok=True)
+        rows = [f"{e},1.0,0.5,1.2,{v:.6f}" for e, v in enumerate((best - 0.1, best, best - 0.002))]
+        (run / "history.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc\n" + "\n".join(rows) + "\n")
+        (run / "args.json").write_text('{"teacher": ["runs/sharp/teacher_resnet18_48"]}')
+        if done:
+            (run / "summary.json").write_text("{}")
+            (run / "metrics_test.json").write_text("{}")
+
+
 def _config_seed(call: str) -> str:
     return call.split("--config-name ")[1].split()[0] + "_s" + call.split("--seed ")[1].split()[0]
 
@@ -167,6 +183,9 @@ def test_after_teachers_keeps_a_teacher_s_soft_labels_while_a_student_distils_fr
                             "RECIPE_POLL_S": "1", "RECIPE_SETTLE_S": "0"})
     calls = log.read_text().splitlines() if log.exists() else []
     assert not [c for c in calls if "teacher_resnet18_48" in c or c.startswith("ensemble")], calls
+    # a free core does not start a no-distillation seed either: its length waits for the probe (grid.sh)
+    assert not [c for c in calls if c.startswith("student")], calls
+    assert not (sharp / "grid_epochs.txt").exists()
 
 
 NL_CONFIGS = ("s1-48-kd-val4-nl", "s1-48-kd-val4-nl-negl", "s1-48-dkd-val4-nl-negl")
@@ -190,6 +209,7 @@ def test_after_teachers_finishes_teachers_then_builds_ensembles_and_starts_every
             (t / "softlabels" / "x" / "alignment.json").write_text(
                 '{\n  "producer": {\n    "tta": "%s"\n  }\n}\n' % tta)
             (t / "bn_recalibration.json").write_text('{"chosen": "best.pt"}')
+    _grid(root, probe_best=0.6200)  # +0.56 points at 40 epochs: under the rule's 1 point, the grid stays at 20
     calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "after-teachers")
     for name in ("fervgg_s_48", "resnet18_48"):
         mine = [c for c in calls if f"teacher_{name}" in c and not c.startswith("gate")]
@@ -212,21 +232,24 @@ def test_after_teachers_finishes_teachers_then_builds_ensembles_and_starts_every
                            for seed in (1337, 2025, 42))
     assert all("--teacher runs/sharp/ens_sharp_val4" in c for c in students if "--distill none" not in c)
     assert all("--stem-stride 1" in c and "--epochs 20" in c for c in students)
+    record = (sharp / "grid_epochs.txt").read_text()
+    assert "epochs=20\n" in record and "probe_best_val=0.6200\n" in record and "base_best_val=0.6144\n" in record
     nl = [c for c in calls if c.startswith("student ") and "--optimizer nl" in c]
     assert sorted(_config_seed(c) for c in nl) == sorted(f"{n}_s{s}" for n in NL_CONFIGS for s in (1337, 2025, 42))
     # the chain starts after the last plain student, not in its place
     assert calls.index(nl[0]) > max(calls.index(c) for c in students)
 
 
-def _plain_students(root: Path) -> Path:
+def _plain_students(root: Path, suffix: str = "") -> Path:
     students = root / "runs" / "sharp" / "students"
+    _grid(root, probe_best=0.6300 if suffix else 0.6144)
     for m in ("kd", "dkd"):
         for seed in (1337, 2025, 42):
-            run = students / f"s1-48-{m}-val4_s{seed}"
+            run = students / f"s1-48-{m}-val4{suffix}_s{seed}"
             run.mkdir(parents=True)
             (run / "summary.json").write_text("{}")
             (run / "metrics_test.json").write_text("{}")
-            (students / f"s1-48-{m}-val4_s{seed}.log").write_text("")
+            (students / f"s1-48-{m}-val4{suffix}_s{seed}.log").write_text("")
     return students
 
 
@@ -280,6 +303,66 @@ def test_nl_phases_use_the_plain_students_recipe():
     assert pairs(s1) | pairs(kd_aug) <= pairs(full)
     common = re.search(r"^COMMON=\((?P<args>[^)]*)\)", texts["sharp_cpu.sh"], re.M)["args"].split()
     assert set(common) <= set(full)
+    # neither fixes the length itself: both take it from grid.sh's one decision
+    assert "--epochs" not in s1 + full
+    assert '--epochs "$epochs"' in texts["sharp_cpu.sh"] and '--epochs "$epochs"' in texts["nl_negl_cpu.sh"]
+    for name in ("sharp_cpu.sh", "nl_negl_cpu.sh"):
+        assert "epochs=$(grid_epochs)" in texts[name] and ". training/recipes/grid.sh" in texts[name]
+
+
+def test_a_gain_of_a_point_at_40_epochs_makes_the_grid_40_epochs_under_its_own_names(tmp_path):
+    """grid.sh's rule, written down before the probe's result: best val of the 40-epoch probe at least one
+    point over the 20-epoch run it repeats -> every student of the grid trains 40 epochs, named -e40 so that
+    an aggregate never mixes lengths (the 20-epoch s1-48-none_s1337 stays a separate configuration)."""
+    root = _repo_copy(tmp_path)
+    _grid(root, probe_best=0.6245)  # +1.01 points
+    calls, out = _run(root, tmp_path, "sharp_cpu.sh", "students", "runs/sharp/ens_sharp_val4", "val4")
+    students = [c for c in calls if c.startswith("student ")]
+    assert sorted(_config_seed(c) for c in students) == sorted(
+        f"s1-48-{m}-e40_s{seed}" for m in ("none", "kd-val4", "dkd-val4") for seed in (1337, 2025, 42))
+    assert all("--epochs 40 " in c for c in students)
+    assert "grid: 40 student epochs" in out
+    record = root / "runs" / "sharp" / "grid_epochs.txt"
+    first = record.read_text()
+    assert "epochs=40\n" in first and "probe_best_val=0.6245\n" in first
+    # decided once: a later change of the files it read does not change the length under running runs
+    _grid(root, probe_best=0.6000)
+    calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "aggregate", "val4")
+    assert record.read_text() == first
+    agg = [c for c in calls if c.startswith("aggregate ")][-1]
+    assert "runs/sharp/students/s1-48-none-e40_s42" in agg and "--compare s1-48-dkd-val4-e40 s1-48-kd-val4-e40" in agg
+
+
+def test_no_student_starts_before_the_probe_has_decided_the_length(tmp_path):
+    """While the 40-epoch probe trains, the students stage refuses to start anything and says why."""
+    root = _repo_copy(tmp_path)
+    _grid(root, probe_best=None)
+    fake = tmp_path / "fake-ft"
+    fake.write_text(FAKE_FER_TRAIN)
+    fake.chmod(0o755)
+    log = tmp_path / "calls.log"
+    proc = subprocess.run(["bash", str(root / "training" / "recipes" / "sharp_cpu.sh"), "students",
+                           "runs/sharp/ens_sharp_val4", "val4"], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log)})
+    assert proc.returncode == 1 and "not decided yet" in proc.stderr and "s1-48-kd-rn18-e40_s1337" in proc.stderr
+    assert not log.exists() and not (root / "runs" / "sharp" / "grid_epochs.txt").exists()
+
+
+def test_nl_chain_follows_a_40_epoch_grid(tmp_path):
+    """With a 40-epoch grid the NL phases train 40 epochs too, named after the plain students they pair with."""
+    root = _repo_copy(tmp_path)
+    _plain_students(root, suffix="-e40")
+    ens = "runs/sharp/ens_sharp_val4"
+    calls, _ = _run(root, tmp_path, "nl_negl_cpu.sh", "chain", ens, "val4")
+    nl = [c for c in calls if c.startswith("student ")]
+    names = ("s1-48-kd-val4-e40-nl", "s1-48-kd-val4-e40-nl-negl", "s1-48-dkd-val4-e40-nl-negl")
+    assert sorted(_config_seed(c) for c in nl) == sorted(f"{n}_s{s}" for n in names for s in (1337, 2025, 42))
+    assert all("--epochs 40 " in c for c in nl)
+    gates = [c for c in calls if c.startswith("gate nl-phase")]
+    assert all("s1-48-kd-val4-e40_s2025" in g for g in gates[:2]) and "s1-48-dkd-val4-e40_s42" in gates[2]
+    agg = [c for c in calls if c.startswith("aggregate ")]
+    assert len(agg) == 1 and "--compare s1-48-kd-val4-e40-nl s1-48-kd-val4-e40" in agg[0]
+    assert agg[0].count("runs/sharp/students/") == 15 and "results_summary_nl_val4-e40.csv" in agg[0]
 
 
 def test_interim_ships_the_checkpoint_recalibrate_bn_chose(tmp_path):

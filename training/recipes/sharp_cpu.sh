@@ -44,14 +44,19 @@ teacher_in_use() {
 }
 # trainings of any stage now running (a stopped one counts: it holds its slot), by the name of $FT
 running() { pgrep -fc "${FT##*/} (teacher|student) " || true; }
-# the students of the issue's grid share round 1's recipe (48 px, stem 1, 20 epochs) and differ in the objective
-S1=(--epochs 20 --input-size 48 --stem-stride 1 --lr 2e-3)
-student_name() {  # student_name MODE TAG: the configuration name aggregate groups seeds by
-  case $1 in none) echo s1-48-none ;; kd) echo s1-48-kd-$2 ;; dkd) echo s1-48-dkd-$2 ;; esac
+# the students of the issue's grid share round 1's recipe (48 px, stem 1) and differ in the objective; their
+# epoch count (20, or 40 if the probe says so) comes from grid.sh, decided once when the probe has finished
+S1=(--input-size 48 --stem-stride 1 --lr 2e-3)
+# shellcheck source=grid.sh
+. training/recipes/grid.sh
+student_name() {  # student_name MODE TAG: the configuration name aggregate groups seeds by (needs the grid record)
+  local sfx; sfx=$(grid_suffix)
+  case $1 in none) echo s1-48-none$sfx ;; kd) echo s1-48-kd-$2$sfx ;; dkd) echo s1-48-dkd-$2$sfx ;; esac
 }
 student() {  # student MODE SEED [ENS TAG]: start one run (MODE none | kd | dkd; ENS and TAG for kd / dkd)
-  local m=$1 seed=$2 ens=${3:-} tag=${4:-} name extra
-  name=$(student_name "$m" "$tag")
+  local m=$1 seed=$2 ens=${3:-} tag=${4:-} name extra epochs
+  grid_require
+  name=$(student_name "$m" "$tag"); epochs=$(grid_epochs)
   case $m in
     none) extra=(--distill none "${AUG[@]}") ;;
     kd)   extra=(--distill kd --alpha 0.5 --temperature 2 --teacher "$ens" "${KD_AUG[@]}") ;;
@@ -59,7 +64,7 @@ student() {  # student MODE SEED [ENS TAG]: start one run (MODE none | kd | dkd;
   esac
   mkdir -p $R/students
   start $R/students/${name}_s$seed $R/students/${name}_s$seed.log student --config-name $name --seed $seed \
-      "${S1[@]}" "${extra[@]}" "${COMMON[@]}"
+      --epochs "$epochs" "${S1[@]}" "${extra[@]}" "${COMMON[@]}"
 }
 
 case "${1:?stage}" in
@@ -158,9 +163,11 @@ ensembles)  # after finish-teacher of every teacher: the design's ensembles (pai
   ;;
 students)  # the issue's students: none / KD (alpha 0.5, T 2) / DKD (alpha 0.5, beta 4, T 2) from ENS (the ensemble
   # chosen on val, e.g. runs/sharp/ens_sharp_val3; TAG names it in the config, e.g. val3), seeds 1337 2025 42, the
-  # recipe of round 1 (48 px, stem 1, 20 epochs). A finished run (metrics_test.json) is skipped, an unfinished one
-  # resumed; a job waits while two trainings (of any stage) are running, so the CPU stays at two.
+  # recipe of round 1 (48 px, stem 1; 20 epochs, or 40 by grid.sh's rule). A finished run (metrics_test.json) is
+  # skipped, an unfinished one resumed; a job waits while two trainings (of any stage) are running, so the CPU
+  # stays at two.
   ens=${2:?ensemble folder}; tag=${3:?short teacher name}
+  grid_require
   for seed in 1337 2025 42; do
     for m in none kd dkd; do
       out=$R/students/$(student_name $m $tag)_s$seed
@@ -174,7 +181,8 @@ students)  # the issue's students: none / KD (alpha 0.5, T 2) / DKD (alpha 0.5, 
   ;;
 after-teachers)  # hands-free from here: finish-teacher for each teacher as it finishes (once; again for one
   # finished before BN recalibration / flip TTA, once no unfinished student distils from it); while a teacher
-  # still trains and a core is free, the no-distillation seeds 2025 and 42 (they need no teacher); when every
+  # still trains and a core is free, the no-distillation seeds (they need no teacher; only once grid.sh's rule has
+  # fixed their length, i.e. once the 40-epoch probe has finished: until then the core waits); when every
   # teacher has finished, the ensembles and then the students from the ensemble with the best val accuracy
   # (fer-train pick-ensemble; ties: lower val NLL), TAG = its name without "ens_sharp_" (e.g. val4), and
   # beside them `nl_negl_cpu.sh chain ENS TAG` (issue 14's phases 2-4, each gated on the last).
@@ -191,9 +199,9 @@ after-teachers)  # hands-free from here: finish-teacher for each teacher as it f
     [ $waiting = 0 ] && break
     # wait before counting: stages started together with this one need a moment to launch their trainings
     sleep ${RECIPE_POLL_S:-120}
-    if [ "$(running)" -lt 2 ]; then
-      for seed in 2025 42; do
-        out=$R/students/s1-48-none_s$seed
+    if [ "$(running)" -lt 2 ] && grid_decide; then
+      for seed in 1337 2025 42; do
+        out=$R/students/$(student_name none)_s$seed
         [ -f $out/metrics_test.json ] || pgrep -f -- "--out $out( |$)" > /dev/null && continue
         echo "$(date): a core is free while a teacher trains: $out"; student none $seed; break
       done
@@ -216,8 +224,10 @@ preview)  # an early ensemble read of the finished teachers (ResNet18 + fervgg_s
   ;;
 aggregate)  # mean, std, bootstrap CIs per configuration; paired DKD vs KD vs none (TAG as for students)
   tag=${2:?short teacher name}
-  $FT aggregate $R/students/s1-48-{none,kd-$tag,dkd-$tag}_s{1337,2025,42} --out $R/results_summary_students.csv \
-      --compare s1-48-dkd-$tag s1-48-kd-$tag --compare s1-48-dkd-$tag s1-48-none --compare s1-48-kd-$tag s1-48-none
+  grid_require
+  none=$(student_name none); kd=$(student_name kd "$tag"); dkd=$(student_name dkd "$tag")
+  $FT aggregate $R/students/{${none},${kd},${dkd}}_s{1337,2025,42} --out $R/results_summary_students.csv \
+      --compare $dkd $kd --compare $dkd $none --compare $kd $none
   ;;
 interim)  # a model folder from a student run's best.pt (chosen on val; the run may still be training)
   src=${2:?run folder}; name=${3:?model name}
@@ -248,8 +258,9 @@ install)  # the app's default model: a model folder (fp16) written by export
   rm -rf resources/models/default && mkdir -p resources/models/default
   cp "$src"/model.onnx "$src"/model_card.json "$src"/calibration.json "$src"/classes.json resources/models/default/
   ;;
-status)  # epochs done, best val and hours left of every run (fer-train status, from their files)
+status)  # epochs done, best val and hours left of every run (fer-train status, from their files), and the grid's length
   $FT status $R/teacher_*/ $R/students/*/
+  if grid_decide > /dev/null; then echo; cat $GRID_RECORD; else echo; echo "grid: not decided (waits for $GRID_PROBE)"; fi
   ;;
 *) echo "unknown stage $1" >&2; exit 2 ;;
 esac
