@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "index", "teacher", "evaluate", "softlabels", "alignment", "calibrate", "ensemble",
     "student", "export", "check_model", "crossdomain", "bench", "aggregate", "report", "gate", "nl_testbed",
     "ckplus_index", "mine", "adapt", "calibrate_domain", "fairness", "session_video", "run_status", "bn_recalibration",
+    "pick_student",
 )
 
 

@@ -102,9 +102,10 @@ FAKE_FER_TRAIN = """#!/usr/bin/env bash
 echo "$*" >> "$FAKE_LOG"
 case "$1" in
   ensemble) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/ensemble.json" ;;
-  pick-ensemble) echo "${@: -1}" ;;
+  pick-ensemble|pick-student) for a in "$@"; do case $a in */ens_*|*/students/*) last=$a ;; esac; done; echo "${last%/}" ;;
   softlabels) mkdir -p "$2/softlabels/x"; echo '{"producer": {"tta": "flip"}}' > "$2/softlabels/x/alignment.json" ;;
   recalibrate-bn) printf '{\n  "chosen": "best_bn.pt"\n}\n' > "$2/bn_recalibration.json"; echo recalibrated > "$2/best_bn.pt" ;;
+  export) mkdir -p "$2/export/fp32" "$2/export/fp16" ;;
   student) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/summary.json"; echo '{}' > "$out/metrics_test.json" ;;
   gate) [ "$2" = nl-phase ] && printf '{\n  "stage": "nl-phase",\n  "status": "%s",\n  "items": [{"status": "GO"}]\n}\n' \
           "${FAKE_GATE:-GO}" > "$3/gate_nl_phase.json" ;;
@@ -379,3 +380,27 @@ def test_interim_ships_the_checkpoint_recalibrate_bn_chose(tmp_path):
     first = [c.split()[0] for c in calls]
     assert first[:4] == ["recalibrate-bn", "evaluate", "calibrate", "export"]
     assert "--checkpoint trained.pt" in calls[0] and "--tta" not in calls[0]
+
+
+def test_ship_makes_the_run_pick_student_names_into_a_checked_model_folder(tmp_path):
+    """`ship`: pick-student over every student run (the rule lives there, tested in test_pick_student), then
+    interim on the chosen run and the issue's ship check on its FP16 folder; nothing is installed."""
+    root = _repo_copy(tmp_path)
+    students = root / "runs" / "sharp" / "students"
+    for name in ("s1-48-kd-val4_s1337", "s1-48-none_s42"):
+        (students / name).mkdir(parents=True)
+        for f, text in (("best.pt", "trained"), ("args.json", "{}"), ("classes.json", "[]")):
+            (students / name / f).write_text(text)
+    calls, out = _run(root, tmp_path, "sharp_cpu.sh", "ship")
+    pick = calls[0].split()
+    assert pick[0] == "pick-student" and pick[-2:] == ["--record", "runs/sharp/ship_choice.json"]
+    assert {"runs/sharp/students/s1-48-kd-val4_s1337/", "runs/sharp/students/s1-48-none_s42/"} <= set(pick)
+    # the stand-in names the last folder; the model is named after the run, seed and all
+    d = "runs/sharp/interim/mnv3-s1-48-none-s42"
+    assert "chosen on val: runs/sharp/students/s1-48-none_s42 -> mnv3-s1-48-none-s42" in out
+    assert [c.split()[0] for c in calls[1:6]] == ["recalibrate-bn", "evaluate", "calibrate", "export", "check-model"]
+    checks = [c for c in calls if c.startswith("check-model") and "--min-accuracy 0.66" in c]
+    assert len(checks) == 1 and checks[0].split()[1] == f"{d}/export/fp16"
+    assert "--min-macro-f1 0.60 --max-ece 0.03" in checks[0]
+    assert any(c.startswith(f"check-ckplus {d}/export/fp16") for c in calls)
+    assert not (root / "resources").exists()  # install is a separate step

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE  (resume | index | round1 | finish-teacher RUN | round2 | round3 | round4 | probe-epochs | ensembles | students ENS TAG | after-teachers | preview | aggregate TAG | status | interim RUN NAME | ship-check FOLDER | install FOLDER)
+# Usage: training/recipes/sharp_cpu.sh STAGE  (resume | index | round1 | finish-teacher RUN | round2 | round3 | round4 | probe-epochs | ensembles | students ENS TAG | after-teachers | preview | aggregate TAG | status | interim RUN NAME | ship-check FOLDER | ship | install FOLDER)
 # Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
 # stage continues where the last working period stopped (and starts a missing run from scratch).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
@@ -252,6 +252,17 @@ ship-check)  # issue 10's bar for the default, on the model folder itself (the F
       | tee "$src/ship_check.txt" && rc=0 || rc=$?
   $FT check-ckplus "$src" --data ../shared/data/ckplus48 --threads 1 | tee -a "$src/ship_check.txt"
   exit $rc
+  ;;
+ship)  # the default by the rule of docs/decisions.md (fer-train pick-student over every student run: the distilled
+  # configuration with three finished seeds and the best mean val accuracy, its best-val seed; val only), made into
+  # a model folder by interim and held to the issue's bar by ship-check. install stays a separate, deliberate step:
+  # it changes committed files (and README, results, screenshot follow it).
+  best=$($FT pick-student $R/students/*_s*/ --record $R/ship_choice.json)
+  name=mnv3-$(basename "$best" | sed 's/_s\([0-9]*\)$/-s\1/')
+  echo "chosen on val: $best -> $name"
+  "$0" interim "$best" "$name"
+  "$0" ship-check $R/interim/$name/export/fp16
+  echo "ship-check GO: install with $0 install $R/interim/$name/export/fp16"
   ;;
 install)  # the app's default model: a model folder (fp16) written by export
   src=${2:?model folder}
