@@ -96,6 +96,11 @@ def add_train_arguments(p: Any) -> None:
                    help="stop each epoch after this many batches (timing, quick checks)")
     p.add_argument("--stop-after-epoch", type=int, default=None,
                    help="stop (as an interruption would) once this many epochs are done; continue with --resume")
+    p.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                   help="also checkpoint inside an epoch (partial.pt) this often, so that --resume loses minutes, "
+                        "not an epoch (0: only at epoch ends; not under DDP)")
+    p.add_argument("--stop-after-updates", type=int, default=None,
+                   help="stop (as an interruption would) after this many optimizer updates of this process")
     p.add_argument("--pretrained-checkpoint", "--init-checkpoint", dest="pretrained_checkpoint", default=None,
                    help="local checkpoint to initialise from (refused below 60%% parameter match)")
     p.add_argument("--no-clahe", action="store_true", help="train without CLAHE (recorded in the crop spec)")
@@ -204,6 +209,9 @@ class TrainState:
     best_acc: float = -1.0
     best_epoch: int = -1
     grad_norms: list[float] = field(default_factory=list)  # this epoch's, one per optimizer update
+    epoch_resume: Any = None  # training.partial_checkpoint.EpochResume when resuming inside an epoch
+    resumed_seconds: float = 0.0  # seconds the epoch in progress had trained before a resume from partial.pt
+    process_updates: int = 0  # optimizer updates made by this process (for --stop-after-updates)
 
 
 def open_run(args: Any, argd: dict[str, Any], out: Path, rt: Any, resume_fixed: Sequence[str]
@@ -215,6 +223,7 @@ def open_run(args: Any, argd: dict[str, Any], out: Path, rt: Any, resume_fixed: 
     """
     from training.index import load_index
     from training.models import read_checkpoint
+    from training.partial_checkpoint import PARTIAL_NAME, usable_partial
 
     last_path = out / "last.pt"
     if rt.is_main:
@@ -223,14 +232,20 @@ def open_run(args: Any, argd: dict[str, Any], out: Path, rt: Any, resume_fixed: 
         raise ArtifactError(last_path, "run folder already holds a checkpoint; pass --resume to continue it "
                                        "or choose another --out")
     resume_state = read_checkpoint(last_path) if (args.resume and last_path.exists()) else None
+    where = last_path
+    if args.resume and not rt.distributed:
+        # an epoch stopped part-way continues from its partial.pt (training/partial_checkpoint.py)
+        partial = usable_partial(out, 0 if resume_state is None else int(resume_state["epoch"]) + 1)
+        if partial is not None:
+            resume_state, where = partial, out / PARTIAL_NAME
     if args.resume and resume_state is None and rt.is_main:
         print(f"--resume: no {last_path}, starting a new run", file=sys.stderr)
     index = load_index(args.index)
     if resume_state is not None:
         if resume_state.get("index_fingerprint") != index.fingerprint:
-            raise ArtifactError(last_path, "checkpoint was trained on another index (fingerprint "
-                                           f"{str(resume_state.get('index_fingerprint'))[:12]} vs {index.fingerprint[:12]})")
-        check_resume_args(resume_state.get("args", {}), argd, last_path, resume_fixed)
+            raise ArtifactError(where, "checkpoint was trained on another index (fingerprint "
+                                       f"{str(resume_state.get('index_fingerprint'))[:12]} vs {index.fingerprint[:12]})")
+        check_resume_args(resume_state.get("args", {}), argd, where, resume_fixed)
     return resume_state, index
 
 
@@ -330,6 +345,10 @@ def build_model(args: Any, backbone: str, rt: Any, data: TrainData, resume_state
         state.global_update = int(resume_state["global_update"])
         state.best_acc, state.best_epoch = float(resume_state["best_val_acc"]), int(resume_state["best_epoch"])
         torch.set_rng_state(resume_state["torch_rng_state"])
+        if "partial" in resume_state:
+            from training.partial_checkpoint import epoch_resume
+
+            state.epoch_resume = epoch_resume(resume_state)
     scheduler.step_update(state.global_update)
     if rt.distributed:
         state.model = DistributedDataParallel(model, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
@@ -359,7 +378,10 @@ def write_run_record(args: Any, argd: dict[str, Any], backbone: str, role: str, 
         write_json(out / "args.json", record)
     else:
         saved = read_json(out / "args.json")
-        saved.setdefault("resumed", []).append({"at_epoch": state.start_epoch, "argv": sys.argv[1:],
+        at = {"at_epoch": state.start_epoch}
+        if state.epoch_resume is not None:
+            at["at_step"] = state.epoch_resume.step
+        saved.setdefault("resumed", []).append({**at, "argv": sys.argv[1:],
                                                 "world_size": rt.world_size, "device": str(rt.device)})
         write_json(out / "args.json", saved)
     write_classes_json(out, index.classes, dataset=index.name)
@@ -397,32 +419,43 @@ def safety_columns(state: TrainState, device: Any) -> dict[str, str]:
             "optimizer_state_mb": f"{optimizer_state_bytes(state.optimizer) / 2**20:.3f}"}
 
 
-def train_one_epoch(args: Any, rt: Any, data: TrainData, state: TrainState, loss_fn: LossFn, epoch: int
-                    ) -> tuple[Any, Any, Any]:
+def train_one_epoch(args: Any, rt: Any, data: TrainData, state: TrainState, loss_fn: LossFn, epoch: int,
+                    save_partial: Callable[[int, int, tuple[Any, Any, Any]], None] | None = None
+                    ) -> tuple[Any, Any, Any] | None:
     """One pass over the train loader (gradient accumulation, clipping, one schedule step per update).
 
-    Returns the (loss sum, correct, seen) tensors, summed over the ranks.
+    Returns the (loss sum, correct, seen) tensors, summed over the ranks, or None when
+    ``--stop-after-updates`` stopped it. A resume from partial.pt (``state.epoch_resume``) starts at
+    its step with its sums; ``save_partial(epoch, next_step, sums)`` is offered every update boundary.
     """
     import torch
 
+    from training.partial_checkpoint import skip_batches
     from training.runtime import maybe_no_sync
 
     model, optimizer, scaler = state.model, state.optimizer, state.scaler
-    state.grad_norms = []
+    er = state.epoch_resume if state.epoch_resume is not None and state.epoch_resume.epoch == epoch else None
+    state.epoch_resume = None
+    first = er.step if er is not None else 0
+    state.grad_norms = list(er.grad_norms) if er is not None else []
+    state.resumed_seconds = er.train_seconds if er is not None else 0.0
     steps = data.steps_per_epoch
     data.train_ds.set_epoch(epoch)
     data.sampler.set_epoch(epoch)
     model.train()
-    loss_sum = torch.zeros((), dtype=torch.float64)
-    correct = torch.zeros((), dtype=torch.float64)
-    seen = torch.zeros((), dtype=torch.float64)
+    loss_sum = torch.tensor(er.loss_sum if er else 0.0, dtype=torch.float64)
+    correct = torch.tensor(er.correct if er else 0.0, dtype=torch.float64)
+    seen = torch.tensor(er.seen if er else 0.0, dtype=torch.float64)
     optimizer.zero_grad(set_to_none=True)
-    it: Any = data.loader
+    it: Any = iter(skip_batches(data.loader, first) if first else data.loader)
+    if er is not None:
+        # after the iterator has drawn its base seed, as the uninterrupted epoch's had before this step
+        torch.set_rng_state(er.rng_state)
     if data.show:
         from tqdm import tqdm
-        it = tqdm(data.loader, total=steps, desc=f"epoch {epoch}", unit="batch", mininterval=5.0,
+        it = tqdm(it, total=steps, initial=first, desc=f"epoch {epoch}", unit="batch", mininterval=5.0,
                   leave=False, file=sys.stderr)
-    for step, (x, y, pos) in enumerate(it):
+    for step, (x, y, pos) in enumerate(it, start=first):
         if step >= steps:
             break
         group_start = (step // args.accum_steps) * args.accum_steps
@@ -453,6 +486,7 @@ def train_one_epoch(args: Any, rt: Any, data: TrainData, state: TrainState, loss
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             state.global_update += 1
+            state.process_updates += 1
             state.scheduler.step_update(state.global_update)
         with torch.no_grad():
             loss_sum += loss.detach().double().cpu() * len(y)
@@ -461,6 +495,12 @@ def train_one_epoch(args: Any, rt: Any, data: TrainData, state: TrainState, loss
         if data.show:
             it.set_postfix(loss=f"{loss_sum.item() / max(1, seen.item()):.3f}",
                            lr=f"{optimizer.param_groups[0]['lr']:.2e}", refresh=False)
+        if last_micro and step + 1 < steps:
+            if save_partial is not None:
+                save_partial(epoch, step + 1, (loss_sum, correct, seen))
+            stop = getattr(args, "stop_after_updates", None)
+            if stop is not None and state.process_updates >= stop:
+                return None
     if rt.distributed:
         loss_sum, correct, seen = _reduce_and_check_ranks(rt, state, epoch, loss_sum, correct, seen, Path(args.out))
     return loss_sum, correct, seen
@@ -507,9 +547,8 @@ def save_checkpoints(out: Path, state: TrainState, meta: dict[str, Any], index: 
     ``meta`` is what rebuilds the model (backbone, classes, input size, channels, stem, crop spec) plus the
     caller's ``checkpoint_extra``.
     """
-    import torch
-
     from training.models import checkpoint_payload, save_checkpoint
+    from training.partial_checkpoint import remove_partial
 
     improved = val_acc > state.best_acc
     if improved:
@@ -517,12 +556,38 @@ def save_checkpoints(out: Path, state: TrainState, meta: dict[str, Any], index: 
         save_checkpoint(out / "best.pt", checkpoint_payload(
             state.model, **meta, epoch=epoch, val_acc=val_acc, index_name=index.name,
             index_fingerprint=index.fingerprint, args=argd))
-    save_checkpoint(out / "last.pt", checkpoint_payload(
+    save_checkpoint(out / "last.pt", resume_payload(state, meta, index, argd, epoch, val_acc))
+    remove_partial(out)  # superseded by the whole epoch
+    return improved
+
+
+def resume_payload(state: TrainState, meta: dict[str, Any], index: Any, argd: dict[str, Any], epoch: int,
+                   val_acc: float | None, **extra: Any) -> dict[str, Any]:
+    """What a resume reads (last.pt, and partial.pt with ``extra`` = its ``partial`` entry): the weights
+    and how to rebuild them, optimizer, scaler, update count, best score and the torch RNG."""
+    import torch
+
+    from training.models import checkpoint_payload
+
+    return checkpoint_payload(
         state.model, **meta, epoch=epoch, val_acc=val_acc, index_name=index.name,
         index_fingerprint=index.fingerprint, args=argd, optimizer=state.optimizer.state_dict(),
         scaler=state.scaler.state_dict() if state.scaler.is_enabled() else None, global_update=state.global_update,
-        best_val_acc=state.best_acc, best_epoch=state.best_epoch, torch_rng_state=torch.get_rng_state()))
-    return improved
+        best_val_acc=state.best_acc, best_epoch=state.best_epoch, torch_rng_state=torch.get_rng_state(), **extra)
+
+
+def partial_saver(args: Any, rt: Any, state: TrainState, out: Path, meta: dict[str, Any], index: Any,
+                  argd: dict[str, Any]) -> Any:
+    """A training.partial_checkpoint.PartialSaver for ``--checkpoint-minutes`` (None when it is 0, under DDP,
+    or on ranks other than 0)."""
+    from training.partial_checkpoint import PARTIAL_NAME, PartialSaver
+
+    minutes = float(getattr(args, "checkpoint_minutes", 0.0) or 0.0)
+    if minutes <= 0 or rt.distributed or not rt.is_main:
+        return None
+    # the payload is last.pt's with the epoch in progress counted as not done, plus the "partial" entry
+    return PartialSaver(out / PARTIAL_NAME, minutes, lambda epoch, partial: resume_payload(
+        state, meta, index, argd, epoch - 1, None, partial=partial))
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -530,14 +595,23 @@ def save_checkpoints(out: Path, state: TrainState, meta: dict[str, Any], index: 
 def run_epochs(args: Any, rt: Any, data: TrainData, state: TrainState, loss_fn: LossFn, out: Path,
                meta: dict[str, Any], index: Any, argd: dict[str, Any], history: list[dict[str, Any]]) -> bool:
     """The epoch loop shared by ``run_training`` and ``fer-train adapt``: train, validate, history row,
-    checkpoints and the epoch line, from ``state.start_epoch``; False when ``--stop-after-epoch`` cut it short."""
+    checkpoints and the epoch line, from ``state.start_epoch``; False when ``--stop-after-epoch`` or
+    ``--stop-after-updates`` cut it short. Seconds count what a resumed epoch had trained before (partial.pt)."""
+    saver = partial_saver(args, rt, state, out, meta, index, argd)
     for epoch in range(state.start_epoch, args.epochs):
         t0 = time.perf_counter()
-        loss_sum, correct, seen = train_one_epoch(args, rt, data, state, loss_fn, epoch)
-        train_seconds = time.perf_counter() - t0
+        offer = None if saver is None else (lambda ep, nxt, sums: saver(
+            ep, nxt, sums, state.grad_norms, state.resumed_seconds + time.perf_counter() - t0))
+        sums = train_one_epoch(args, rt, data, state, loss_fn, epoch, offer)
+        if sums is None:
+            if rt.is_main:
+                print(f"stopping after {state.process_updates} updates as asked; continue with --resume", flush=True)
+            return False
+        loss_sum, correct, seen = sums
+        train_seconds = state.resumed_seconds + time.perf_counter() - t0
         if rt.is_main:
             val_loss, val_acc = validate(args, rt, data, state)
-            seconds = time.perf_counter() - t0
+            seconds = state.resumed_seconds + time.perf_counter() - t0
             row = {"epoch": epoch, "train_loss": f"{loss_sum.item() / max(1, seen.item()):.6f}",
                    "train_acc": f"{correct.item() / max(1, seen.item()):.6f}", "val_loss": f"{val_loss:.6f}",
                    "val_acc": f"{val_acc:.6f}", "lr": f"{state.optimizer.param_groups[0]['lr']:.6e}",
@@ -548,6 +622,8 @@ def run_epochs(args: Any, rt: Any, data: TrainData, state: TrainState, loss_fn: 
             history.append(row)
             write_history(out / "history.csv", history)
             improved = save_checkpoints(out, state, meta, index, argd, epoch, val_acc)
+            if saver is not None:
+                saver.restart()
             print(f"epoch {epoch + 1}/{args.epochs} loss {row['train_loss']} acc {row['train_acc']} | "
                   f"val loss {row['val_loss']} acc {row['val_acc']}{' *' if improved else ''} | "
                   f"lr {row['lr']} | {seconds:.1f}s ({row['sec_per_batch']}s/batch, "
