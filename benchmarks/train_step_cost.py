@@ -4,8 +4,8 @@ Usage:
     python benchmarks/train_step_cost.py [--threads 2] [--batch 128] [--steps 4]
         [--case resnet18:48:2 ...] [--modes fp32,bf16,fp32-cl,bf16-cl] [--two-procs] [--data]
 
-Each case is ``backbone:side[:stem_stride]``, built as fer-train builds it (1 gray
-channel). Modes: ``fp32`` / ``bf16`` (bfloat16 autocast on CPU), ``-cl`` = channels-last
+Each case is ``backbone:side[:stem_stride[:last_stride]]`` (an empty stem field keeps the native
+stem: ``mobilenetv3_large_100:48::1``), built as fer-train builds it (1 gray channel). Modes: ``fp32`` / ``bf16`` (bfloat16 autocast on CPU), ``-cl`` = channels-last
 memory format, a ``-compile`` suffix = ``torch.compile`` (inductor; its compile time, minutes on
 this CPU, is printed apart and kept out of the step time). Prints the median step time (forward +
 backward + AdamW, after one warm-up step, two when compiled) on random data and the implied
@@ -39,18 +39,18 @@ DEFAULT_CASES = ["resnet18:48:2", "resnet18:48", "resnet18:64", "resnet50:48", "
 DEFAULT_MODES = "fp32,fp32-cl,bf16-cl"
 
 
-def parse_case(text: str) -> tuple[str, int, int | None]:
-    parts = text.split(":")
-    return parts[0], int(parts[1]), (int(parts[2]) if len(parts) > 2 else None)
+def parse_case(text: str) -> tuple[str, int, int | None, int | None]:
+    parts = text.split(":") + ["", ""]
+    return parts[0], int(parts[1]), (int(parts[2]) if parts[2] else None), (int(parts[3]) if parts[3] else None)
 
 
 def step_seconds(case: str, mode: str, batch: int, steps: int) -> float:
-    backbone, side, stem = parse_case(case)
+    backbone, side, stem, last = parse_case(case)
     compiled = mode.endswith("-compile")
     mode = mode.removesuffix("-compile")
     cl = mode.endswith("-cl")
     bf16 = mode.startswith("bf16")
-    model = create_model(backbone, 7, 1, side, stem_stride=stem)
+    model = create_model(backbone, 7, 1, side, stem_stride=stem, last_stride=last)
     x = torch.randn(batch, 1, side, side)
     if cl:
         model = model.to(memory_format=torch.channels_last)
@@ -120,7 +120,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--case", action="append", default=None, help="backbone:side[:stem] (repeatable)")
+    ap.add_argument("--case", action="append", default=None, help="backbone:side[:stem[:last]] (repeatable)")
     ap.add_argument("--modes", default=DEFAULT_MODES)
     ap.add_argument("--two-procs", action="store_true", help="also time 2 processes x 1 thread (best mode)")
     ap.add_argument("--data", action="store_true", help="also time the input pipeline")

@@ -378,6 +378,7 @@ def adapt(args: Any) -> Path:
     args.input_size = _explicit(args, "input_size", int(ck["input_size"]), ck_path)
     args.in_chans = _explicit(args, "in_chans", int(ck["in_chans"]), ck_path)
     args.stem_stride = _explicit(args, "stem_stride", ck.get("stem_stride"), ck_path)
+    args.last_stride = _explicit(args, "last_stride", ck.get("last_stride"), ck_path)
     if args.no_clahe and spec.clahe:
         raise AdaptOptionError(f"--no-clahe: the student was trained with CLAHE ({ck_path}); adapt keeps its input")
     if args.drop_rate:
@@ -444,7 +445,8 @@ def adapt(args: Any) -> Path:
                       "webcam_config": args.webcam_config_effective,
                       "webcam_config_file": str(args.webcam_config) if args.webcam_config else None}
         meta = dict(backbone=backbone, classes=index.classes, input_size=args.input_size, in_chans=args.in_chans,
-                    stem_stride=state.stem, crop_spec=crop_spec_to_dict(data.spec), role="adapted",
+                    stem_stride=state.stem, last_stride=args.last_stride, crop_spec=crop_spec_to_dict(data.spec),
+                    role="adapted",
                     config=args.config, adaptation=adaptation)
         if rt.is_main:
             write_run_record(args, argd, backbone, f"adapt[{args.config}]", out, rt, data, state,

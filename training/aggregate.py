@@ -39,7 +39,7 @@ def run_config_name(run_dir: Path) -> str:
 # lacks (runs from before a flag existed) read as None.
 RECIPE_KEYS = ("backbone", "distill", "alpha", "beta", "temperature", "dkd_warmup_epochs", "ce_weight",
                "teacher_arrays_sha256", "teacher_weights_effective", "optimizer", "negl_sha256", "epochs",
-               "input_size", "in_chans", "stem_stride_effective", "lr", "weight_decay", "warmup_epochs",
+               "input_size", "in_chans", "stem_stride_effective", "last_stride", "lr", "weight_decay", "warmup_epochs",
                "label_smoothing", "random_erasing", "effective_batch", "index_fingerprint")
 
 

@@ -153,7 +153,8 @@ def export_run(run_dir: Path, out_dir: Path, fp16: bool = False, crop_margin: fl
             mean=list(spec.mean), std=list(spec.std), clahe=spec.clahe, align_eyes=spec.align_eyes,
             crop_margin=spec.crop_margin, backbone=data["backbone"], index_fingerprint=fingerprint or "",
             metrics=metrics, model_id=f"{model_id or run_dir.name}-{precision}", precision=precision,
-            extra={"stem_stride": data.get("stem_stride"), "parity_max_abs_prob_diff": diff,
+            extra={"stem_stride": data.get("stem_stride"), "last_stride": data.get("last_stride"),
+                   "parity_max_abs_prob_diff": diff,
                    "parity_images": len(images), "source_run": str(run_dir), "framing": framing,
                    "opset": OPSET, "training": training_summary(args, data)},
         )

@@ -53,8 +53,8 @@ SMOKE_EPOCHS = 3
 SMOKE_TRAIN_SAMPLES = 700
 SMOKE_EVAL_SAMPLES = 350
 # arguments that must not change when a run is resumed (they change the model or the data)
-RESUME_FIXED = ("backbone", "input_size", "in_chans", "stem_stride", "epochs", "batch_size", "accum_steps",
-                "seed", "max_train_samples", "no_clahe")
+RESUME_FIXED = ("backbone", "input_size", "in_chans", "stem_stride", "last_stride", "epochs", "batch_size",
+                "accum_steps", "seed", "max_train_samples", "no_clahe")
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -70,6 +70,9 @@ def add_train_arguments(p: Any) -> None:
     p.add_argument("--stem-stride", type=int, default=None,
                    help="total stem reduction (1 or 2; native: 4 for resnet/convnext, 2 for efficientnet/"
                         "mobilenetv3; for vit_* the patch size). Lower keeps feature maps of small faces larger.")
+    p.add_argument("--last-stride", type=int, default=None, choices=(1, 2),
+                   help="1: no stride in the last strided stage (mobilenetv3 / efficientnet): larger final maps "
+                        "at the cost of the last stage only (2 or unset: native)")
     p.add_argument("--batch-size", type=int, default=128, help="global batch per forward step")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--min-lr-ratio", type=float, default=0.01, help="final lr = lr * this")
@@ -324,7 +327,8 @@ def build_model(args: Any, backbone: str, rt: Any, data: TrainData, resume_state
     stem = effective_stem_stride(backbone, args.stem_stride)
     model = create_model(backbone, len(classes), args.in_chans, args.input_size,
                          pretrained_checkpoint=None if resume_state else args.pretrained_checkpoint,
-                         stem_stride=args.stem_stride, classes=classes, drop_rate=args.drop_rate)
+                         stem_stride=args.stem_stride, classes=classes, drop_rate=args.drop_rate,
+                         last_stride=getattr(args, "last_stride", None))
     model.to(rt.device)
     channels_last = args.channels_last == "on" or (args.channels_last == "auto" and backbone_family(backbone) != "vit")
     if channels_last:
@@ -666,7 +670,8 @@ def run_training(args: Any, backbone: str, *, role: str = "teacher",
     state = build_model(args, backbone, rt, data, resume_state)
     loss_fn = (make_loss or cross_entropy_loss(args))(rt.device)
     meta = dict(backbone=backbone, classes=index.classes, input_size=args.input_size, in_chans=args.in_chans,
-                stem_stride=state.stem, crop_spec=crop_spec_to_dict(data.spec), **(checkpoint_extra or {}))
+                stem_stride=state.stem, last_stride=getattr(args, "last_stride", None),
+                crop_spec=crop_spec_to_dict(data.spec), **(checkpoint_extra or {}))
     if rt.is_main:
         write_run_record(args, argd, backbone, role, out, rt, data, state, resume_state is not None, record_extra)
     history = read_history(out / "history.csv", state.start_epoch) if rt.is_main else []

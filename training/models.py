@@ -11,6 +11,11 @@ with 2x2 maps or less at the last stage. ``stem_stride`` sets that total stem
 reduction lower (1 or 2) by shortening the stem's stride, keeping parameter shapes
 (so checkpoints still load); for ViTs it is the patch size. The value in force is
 recorded in the checkpoint and re-applied when the checkpoint is loaded.
+
+``last_stride`` 1 (MobileNetV3 / EfficientNet) takes the stride out of the last strided stage
+instead: the same 3x3 maps at 48 px as stem stride 1, with the early layers kept at their native,
+four-times-cheaper resolution (docs/decisions.md, "Student stride"). Recorded and re-applied the
+same way; parameter shapes do not change.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ SUPPORTED = ("resnet18", "resnet50", "efficientnet_b3", "convnext_tiny", "mobile
              "fervgg_s", "fervgg_m")
 NATIVE_STEM = {"resnet": 4, "convnext": 4, "efficientnet": 2, "mobilenetv3": 2}
 ALLOWED_STEM = {"resnet": (1, 2, 4), "convnext": (1, 2, 4), "efficientnet": (1, 2), "mobilenetv3": (1, 2)}
+LAST_STRIDE_FAMILIES = ("efficientnet", "mobilenetv3")
 
 
 def backbone_family(backbone: str) -> str:
@@ -74,12 +80,25 @@ def _apply_stem_stride(model: nn.Module, family: str, stem_stride: int) -> None:
         model.stem[0] = new
 
 
+def _apply_last_stride(model: nn.Module, backbone: str) -> None:
+    """Stride 1 in the first block of the last stage that has stride 2 (no dilation: at 3x3 maps a
+    dilated 5x5 kernel would see little more than its centre)."""
+    for stage in reversed(list(model.blocks)):
+        conv = getattr(stage[0], "conv_dw", None)
+        if conv is not None and tuple(conv.stride) == (2, 2):
+            conv.stride = (1, 1)
+            return
+    raise ValueError(f"{backbone} has no strided stage to take the stride out of")
+
+
 def create_model(backbone: str, num_classes: int, in_chans: int = 1, input_size: int = 64,
                  pretrained_checkpoint: str | Path | None = None, stem_stride: int | None = None,
-                 classes: Sequence[str] | None = None, drop_rate: float = 0.0) -> nn.Module:
+                 classes: Sequence[str] | None = None, drop_rate: float = 0.0,
+                 last_stride: int | None = None) -> nn.Module:
     """A timm model from scratch (or initialised from a local checkpoint), adapted to small inputs.
 
-    ``stem_stride`` None keeps the native stem. ``pretrained_checkpoint`` is a local file
+    ``stem_stride`` None keeps the native stem; ``last_stride`` None (or 2) the native last stage,
+    1 takes its stride out (MobileNetV3 / EfficientNet). ``pretrained_checkpoint`` is a local file
     (our checkpoint or a bare state_dict); its weights are loaded where names and shapes
     match, and it is refused if they cover less than 60% of the model's parameters or if
     it records a different class list than ``classes``.
@@ -96,12 +115,19 @@ def create_model(backbone: str, num_classes: int, in_chans: int = 1, input_size:
         raise ValueError(f"stem stride {stem_stride} not available for {backbone}; "
                          + (f"choose from {ALLOWED_STEM[family]}" if family in ALLOWED_STEM
                             else "it has no stem option (leave --stem-stride unset)"))
+    if last_stride not in (None, 1, 2):
+        raise ValueError(f"last stride must be 1 or 2 (native), got {last_stride}")
+    if last_stride == 1 and family not in LAST_STRIDE_FAMILIES:
+        raise ValueError(f"--last-stride is available for {', '.join(LAST_STRIDE_FAMILIES)} backbones, "
+                         f"not {backbone}")
     try:
         model = timm.create_model(backbone, **kwargs)
     except RuntimeError as exc:  # timm: "Unknown model (...)"
         raise ValueError(f"timm cannot build {backbone!r}: {exc}") from exc
     if family != "vit" and stem_stride is not None:
         _apply_stem_stride(model, family, stem_stride)
+    if last_stride == 1:
+        _apply_last_stride(model, backbone)
     if pretrained_checkpoint is not None:
         load_pretrained(model, pretrained_checkpoint, classes=classes)
     return model
@@ -223,7 +249,7 @@ def model_from_checkpoint(path: str | Path, classes: Sequence[str] | None = None
     if backbone is not None and backbone != data["backbone"]:
         raise ArtifactError(path, f"checkpoint backbone is {data['backbone']!r}, expected {backbone!r}")
     model = create_model(data["backbone"], len(data["classes"]), data["in_chans"], data["input_size"],
-                         stem_stride=data.get("stem_stride"))
+                         stem_stride=data.get("stem_stride"), last_stride=data.get("last_stride"))
     try:
         model.load_state_dict(_state_dict_of(data), strict=True)
     except RuntimeError as exc:

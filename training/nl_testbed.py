@@ -189,6 +189,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--data", default=None, help="data root if it moved since the index was built")
     p.add_argument("--backbone", default="mobilenetv3_large_100", help="timm student backbone")
     p.add_argument("--stem-stride", type=int, default=None)
+    p.add_argument("--last-stride", type=int, default=None, choices=(1, 2))
     p.add_argument("--input-size", type=int, default=48)
     p.add_argument("--in-chans", type=int, default=1, choices=(1, 3))
     p.add_argument("--epochs", type=int, default=3, help="at least 2 (memory is judged after the first)")
@@ -323,7 +324,8 @@ def run_testbed(args: Any) -> int:
     data = build_data(args, index, rt)
     seed_everything(args.seed)
     model = create_model(args.backbone, len(index.classes), args.in_chans, args.input_size,
-                         stem_stride=args.stem_stride, classes=index.classes).to(device)
+                         stem_stride=args.stem_stride, classes=index.classes,
+                         last_stride=args.last_stride).to(device)
     channels_last = backbone_family(args.backbone) != "vit"
     if channels_last:
         model.to(memory_format=torch.channels_last)

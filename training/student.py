@@ -285,7 +285,7 @@ def _check_init_checkpoint(args: Any, classes: Sequence[str]) -> None:
     from training.models import create_model, load_pretrained
 
     model = create_model(STUDENT_BACKBONE, len(classes), args.in_chans, args.input_size,
-                         stem_stride=args.stem_stride, classes=classes)
+                         stem_stride=args.stem_stride, classes=classes, last_stride=args.last_stride)
     load_pretrained(model, args.pretrained_checkpoint, classes=classes)
 
 

@@ -64,6 +64,30 @@ def test_stem_stride_keeps_feature_maps_larger(backbone, stem, size, expect_hw):
     assert feats.shape[-1] == expect_hw and out.shape == (2, 7)
 
 
+def test_last_stride_gives_the_stem_1_maps_with_native_early_layers(tmp_path):
+    """--last-stride 1: 3x3 final maps at 48 px like stem stride 1, but the first stages keep the native
+    resolution; the same parameter shapes (checkpoints interchange), recorded and re-applied on load."""
+    native = create_model("mobilenetv3_large_100", 7, 1, 48).eval()
+    last1 = create_model("mobilenetv3_large_100", 7, 1, 48, last_stride=1).eval()
+    stem1 = create_model("mobilenetv3_large_100", 7, 1, 48, stem_stride=1).eval()
+    x = torch.zeros(1, 1, 48, 48)
+    with torch.no_grad():
+        assert [m.forward_features(x).shape[-1] for m in (native, last1, stem1)] == [2, 3, 3]
+        early = lambda m: m.blocks[1](m.blocks[0](m.bn1(m.conv_stem(x)))).shape[-1]  # noqa: E731 (bn1 holds the act)
+        assert [early(m) for m in (native, last1, stem1)] == [12, 12, 24]
+    assert {k: v.shape for k, v in native.state_dict().items()} == {k: v.shape for k, v in last1.state_dict().items()}
+    assert create_model("mobilenetv3_large_100", 7, 1, 48, last_stride=2).blocks[5][0].conv_dw.stride == (2, 2)
+    path = tmp_path / "l1.pt"
+    save_checkpoint(path, checkpoint_payload(last1, backbone="mobilenetv3_large_100", classes=FER7, input_size=48,
+                                             in_chans=1, stem_stride=2, last_stride=1, epoch=0))
+    rebuilt, ck = model_from_checkpoint(path, classes=FER7)
+    assert ck["last_stride"] == 1 and rebuilt.blocks[5][0].conv_dw.stride == (1, 1)
+    with pytest.raises(ValueError, match="mobilenetv3"):
+        create_model("resnet18", 7, 1, 48, last_stride=1)
+    with pytest.raises(ValueError, match="1 or 2"):
+        create_model("mobilenetv3_large_100", 7, 1, 48, last_stride=4)
+
+
 def test_other_backbones_build():
     for name, kw in (("convnext_tiny", dict(stem_stride=2)), ("vit_tiny_patch16_224", dict(stem_stride=8))):
         m = create_model(name, 7, 1, 32, **kw).eval()

@@ -138,12 +138,15 @@ def _run(root: Path, tmp_path: Path, recipe: str, *args: str, gate: str = "GO") 
     return log.read_text().splitlines(), proc.stdout
 
 
-def _grid(root: Path, probe_best: float | None, base_best: float = 0.6144) -> None:
-    """The two runs grid.sh's rule reads: the 20-epoch KD student and its 40-epoch repeat (finished, with
-    ``probe_best`` as its best val accuracy, unless None: still training)."""
+def _grid(root: Path, probe_best: float | None, base_best: float = 0.6144, arch_best: float = 0.5600,
+          arch_base: float = 0.5754) -> None:
+    """The runs grid.sh's rules read: the 20-epoch KD student and its 40-epoch repeat (finished, with
+    ``probe_best`` as its best val accuracy, unless None: still training), and the no-distillation students
+    with stem stride 1 and with the last stride out (by default 1.54 points lower: the grid keeps stem 1)."""
     students = root / "runs" / "sharp" / "students"
     for name, best, done in (("s1-48-kd-rn18_s1337", base_best, True),
-                             ("s1-48-kd-rn18-e40_s1337", probe_best or 0.5, probe_best is not None)):
+                             ("s1-48-kd-rn18-e40_s1337", probe_best or 0.5, probe_best is not None),
+                             ("s1-48-none_s1337", arch_base, True), ("l1-48-none_s1337", arch_best, True)):
         run = students / name
         run.mkdir(parents=True, exist_ok=True)
         rows = [f"{e},1.0,0.5,1.2,{v:.6f}" for e, v in enumerate((best - 0.1, best, best - 0.002))]
@@ -186,7 +189,7 @@ def test_after_teachers_keeps_a_teacher_s_soft_labels_while_a_student_distils_fr
     assert not [c for c in calls if "teacher_resnet18_48" in c or c.startswith("ensemble")], calls
     # a free core does not start a no-distillation seed either: its length waits for the probe (grid.sh)
     assert not [c for c in calls if c.startswith("student")], calls
-    assert not (sharp / "grid_epochs.txt").exists()
+    assert not (sharp / "grid.txt").exists()
 
 
 NL_CONFIGS = ("s1-48-kd-val4-nl", "s1-48-kd-val4-nl-negl", "s1-48-dkd-val4-nl-negl")
@@ -229,11 +232,12 @@ def test_after_teachers_finishes_teachers_then_builds_ensembles_and_starts_every
     assert len(picked) == 1 and picked[0].endswith("ens_sharp_val4")  # the stand-in names the last folder
     students = [c for c in calls if c.startswith("student ") and "--optimizer nl" not in c]
     names = sorted(_config_seed(c) for c in students)
+    # s1-48-none_s1337 is round 1's run (finished): the other eight start
     assert names == sorted(f"s1-48-{m}_s{seed}" for m in ("none", "kd-val4", "dkd-val4")
-                           for seed in (1337, 2025, 42))
+                           for seed in (1337, 2025, 42) if (m, seed) != ("none", 1337))
     assert all("--teacher runs/sharp/ens_sharp_val4" in c for c in students if "--distill none" not in c)
     assert all("--stem-stride 1" in c and "--epochs 20" in c for c in students)
-    record = (sharp / "grid_epochs.txt").read_text()
+    record = (sharp / "grid.txt").read_text()
     assert "epochs=20\n" in record and "probe_best_val=0.6200\n" in record and "base_best_val=0.6144\n" in record
     nl = [c for c in calls if c.startswith("student ") and "--optimizer nl" in c]
     assert sorted(_config_seed(c) for c in nl) == sorted(f"{n}_s{s}" for n in NL_CONFIGS for s in (1337, 2025, 42))
@@ -304,8 +308,9 @@ def test_nl_phases_use_the_plain_students_recipe():
     assert pairs(s1) | pairs(kd_aug) <= pairs(full)
     common = re.search(r"^COMMON=\((?P<args>[^)]*)\)", texts["sharp_cpu.sh"], re.M)["args"].split()
     assert set(common) <= set(full)
-    # neither fixes the length itself: both take it from grid.sh's one decision
-    assert "--epochs" not in s1 + full
+    # neither fixes the length or the stride layout itself: both take them from grid.sh's one decision
+    assert "--epochs" not in s1 + full and "--stem-stride" not in s1 + full and "--last-stride" not in s1 + full
+    assert '"${arch[@]}"' in texts["sharp_cpu.sh"] and '"${arch[@]}"' in texts["nl_negl_cpu.sh"]
     assert '--epochs "$epochs"' in texts["sharp_cpu.sh"] and '--epochs "$epochs"' in texts["nl_negl_cpu.sh"]
     for name in ("sharp_cpu.sh", "nl_negl_cpu.sh"):
         assert "epochs=$(grid_epochs)" in texts[name] and ". training/recipes/grid.sh" in texts[name]
@@ -322,8 +327,8 @@ def test_a_gain_of_a_point_at_40_epochs_makes_the_grid_40_epochs_under_its_own_n
     assert sorted(_config_seed(c) for c in students) == sorted(
         f"s1-48-{m}-e40_s{seed}" for m in ("none", "kd-val4", "dkd-val4") for seed in (1337, 2025, 42))
     assert all("--epochs 40 " in c for c in students)
-    assert "grid: 40 student epochs" in out
-    record = root / "runs" / "sharp" / "grid_epochs.txt"
+    assert "grid: s1 layout" in out and ", 40 student epochs" in out
+    record = root / "runs" / "sharp" / "grid.txt"
     first = record.read_text()
     assert "epochs=40\n" in first and "probe_best_val=0.6245\n" in first
     # decided once: a later change of the files it read does not change the length under running runs
@@ -346,7 +351,7 @@ def test_no_student_starts_before_the_probe_has_decided_the_length(tmp_path):
                            "runs/sharp/ens_sharp_val4", "val4"], capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log)})
     assert proc.returncode == 1 and "not decided yet" in proc.stderr and "s1-48-kd-rn18-e40_s1337" in proc.stderr
-    assert not log.exists() and not (root / "runs" / "sharp" / "grid_epochs.txt").exists()
+    assert not log.exists() and not (root / "runs" / "sharp" / "grid.txt").exists()
 
 
 def test_nl_chain_follows_a_40_epoch_grid(tmp_path):
@@ -363,7 +368,7 @@ def test_nl_chain_follows_a_40_epoch_grid(tmp_path):
     assert all("s1-48-kd-val4-e40_s2025" in g for g in gates[:2]) and "s1-48-dkd-val4-e40_s42" in gates[2]
     agg = [c for c in calls if c.startswith("aggregate ")]
     assert len(agg) == 1 and "--compare s1-48-kd-val4-e40-nl s1-48-kd-val4-e40" in agg[0]
-    assert agg[0].count("runs/sharp/students/") == 15 and "results_summary_nl_val4-e40.csv" in agg[0]
+    assert agg[0].count("runs/sharp/students/") == 15 and "results_summary_nl_s1-48-val4-e40.csv" in agg[0]
 
 
 def test_interim_ships_the_checkpoint_recalibrate_bn_chose(tmp_path):
@@ -404,3 +409,42 @@ def test_ship_makes_the_run_pick_student_names_into_a_checked_model_folder(tmp_p
     assert "--min-macro-f1 0.60 --max-ece 0.03" in checks[0]
     assert any(c.startswith(f"check-ckplus {d}/export/fp16") for c in calls)
     assert not (root / "resources").exists()  # install is a separate step
+
+
+def test_the_last_stride_layout_is_adopted_within_half_a_point_and_names_the_grid(tmp_path):
+    """grid.sh's stride rule: the no-distillation student with the last stride out, at most 0.5 points of best
+    val under the stem-1 one, makes every grid student --last-stride 1 (native stem), named l1-48-..."""
+    root = _repo_copy(tmp_path)
+    _grid(root, probe_best=0.6150, arch_best=0.5705)  # -0.49 points
+    calls, out = _run(root, tmp_path, "sharp_cpu.sh", "students", "runs/sharp/ens_sharp_val4", "val4")
+    students = [c for c in calls if c.startswith("student ")]
+    # l1-48-none_s1337 is the stride probe itself (same recipe): it has finished, so eight runs start
+    assert sorted(_config_seed(c) for c in students) == sorted(
+        f"l1-48-{m}_s{seed}" for m in ("none", "kd-val4", "dkd-val4") for seed in (1337, 2025, 42)
+        if (m, seed) != ("none", 1337))
+    assert all("--last-stride 1 " in c and "--stem-stride" not in c and "--epochs 20 " in c for c in students)
+    record = (root / "runs" / "sharp" / "grid.txt").read_text()
+    assert "arch=l1\n" in record and "arch_probe_best_val=0.5705\n" in record and "epochs=20\n" in record
+    assert "grid: l1 layout" in out
+
+
+@pytest.mark.skipif(shutil.which("pgrep") is None, reason="needs pgrep")
+def test_probe_arch_trains_the_last_stride_student_then_continues_the_paused_probe(tmp_path):
+    """probe-arch takes the 40-epoch probe's core: the probe, paused with SIGSTOP, goes on when it ends."""
+    import os
+    import signal
+
+    root = _repo_copy(tmp_path)
+    probe = root / "runs" / "sharp" / "students" / "s1-48-kd-rn18-e40_s1337"
+    paused = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "student", "--out",
+                               "runs/sharp/students/s1-48-kd-rn18-e40_s1337"])
+    try:
+        os.kill(paused.pid, signal.SIGSTOP)
+        calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "probe-arch")
+        state = Path(f"/proc/{paused.pid}/stat").read_text().split(")")[-1].split()[0]
+    finally:
+        paused.kill()
+    assert len(calls) == 1 and calls[0].startswith("student --distill none --config-name l1-48-none --epochs 20 ")
+    assert "--last-stride 1" in calls[0] and "--stem-stride" not in calls[0] and "--seed 1337" in calls[0]
+    assert calls[0].endswith("--out runs/sharp/students/l1-48-none_s1337")
+    assert state != "T" and not probe.exists()  # continued (running or sleeping), not stopped

@@ -215,6 +215,21 @@ def test_none_baseline_from_matching_init_checkpoint(mini_index, tmp_path):
     assert (run / "metrics_test.json").is_file()
 
 
+def test_a_last_stride_1_student_records_it_and_a_resume_keeps_it(mini_index, tmp_path, capsys):
+    out = tmp_path / "l1"
+    assert _student(mini_index, out, "--distill", "none", "--epochs", "1", "--last-stride", "1",
+                    "--no-calibrate") == 0
+    assert json.loads((out / "args.json").read_text())["last_stride"] == 1
+    from training.models import model_from_checkpoint
+
+    model, ck = model_from_checkpoint(out / "best.pt")
+    assert ck["last_stride"] == 1 and model.blocks[5][0].conv_dw.stride == (1, 1)
+    (out / "summary.json").unlink()
+    capsys.readouterr()
+    assert _student(mini_index, out, "--distill", "none", "--epochs", "1", "--resume") == 2
+    assert "last_stride: 1 -> None" in capsys.readouterr().err
+
+
 def test_defaults_and_option_refusals(mini_index, teachers, tmp_path, capsys):
     from training.cli import build_parser
 

@@ -7,10 +7,10 @@
 #        Each writes testbed_log.csv / memory_trace.csv / nl_testbed.json in runs/nl/<name>; a finished
 #        testbed is skipped when the stage is run again, an unfinished one is redone.
 # gate:  fer-train gate nl-negl on each testbed folder.
-# Phases 2-4 are full student runs, the recipe of `sharp_cpu.sh students ENS TAG` (48 px, stem 1, T 2 from the
-# chosen ensemble ENS; 20 epochs, or 40 by grid.sh's rule, with the same name suffix as the plain students, e.g.
-# s1-48-kd-TAG-e40-nl) with --optimizer nl (local mode), everything else equal, so that each is paired with the
-# plain students of the same seeds:
+# Phases 2-4 are full student runs, the recipe of `sharp_cpu.sh students ENS TAG` (48 px, T 2 from the chosen
+# ensemble ENS; the stride layout and length that grid.sh decided, named like the plain students, e.g.
+# l1-48-kd-TAG-e40-nl; s1-48-... below stands for that prefix) with --optimizer nl (local mode), everything else
+# equal, so that each is paired with the plain students of the same seeds:
 #   2  NL + KD (alpha 0.5)                      s1-48-kd-TAG-nl        against s1-48-kd-TAG
 #   3  NL + KD + NegL (negl/default.json)       s1-48-kd-TAG-nl-negl   against s1-48-kd-TAG
 #   4  NL + DKD (alpha 0.5, beta 4) + NegL      s1-48-dkd-TAG-nl-negl  against s1-48-dkd-TAG
@@ -40,8 +40,8 @@ SETTLE=${RECIPE_SETTLE_S:-5}  # seconds for a started training to show in the co
 export OMP_NUM_THREADS=1
 BASE=(--index $IDX --teacher $T --epochs 3 --max-train-samples 2048 --max-eval-samples 512 --accum 4
       --input-size 48 --stem-stride 1 --seed 1337)
-# the students' recipe (sharp_cpu.sh S1, KD_AUG and COMMON; --epochs from grid.sh, as there)
-FULL=(--input-size 48 --stem-stride 1 --lr 2e-3 --random-erasing 0.25 --warmup-epochs 1
+# the students' recipe (sharp_cpu.sh S1, KD_AUG and COMMON; --epochs and the stride layout from grid.sh, as there)
+FULL=(--input-size 48 --lr 2e-3 --random-erasing 0.25 --warmup-epochs 1
       --index $IDX --batch-size 128 --weight-decay 0.05 --clip-grad 5 --threads 1 --no-progress --resume)
 # shellcheck source=grid.sh
 . training/recipes/grid.sh
@@ -51,13 +51,13 @@ tb() {  # tb NAME nl-testbed-args...: run one testbed unless it already finished
   $FT nl-testbed "${BASE[@]}" --force --out $N/$name "$@" > $N/$name.log 2>&1 || true
 }
 phase_name() {  # phase_name P TAG: the configuration name of phase P's runs
-  local sfx; sfx=$(grid_suffix)
-  case $1 in 2) echo s1-48-kd-$2$sfx-nl ;; 3) echo s1-48-kd-$2$sfx-nl-negl ;; 4) echo s1-48-dkd-$2$sfx-nl-negl ;;
+  local pre sfx; pre=$(grid_prefix); sfx=$(grid_suffix)
+  case $1 in 2) echo $pre-kd-$2$sfx-nl ;; 3) echo $pre-kd-$2$sfx-nl-negl ;; 4) echo $pre-dkd-$2$sfx-nl-negl ;;
     *) echo "phase must be 2, 3 or 4, got $1" >&2; exit 2 ;; esac
 }
 plain_name() {  # plain_name P TAG: the plain students phase P is judged and paired against
-  local sfx; sfx=$(grid_suffix)
-  case $1 in 2|3) echo s1-48-kd-$2$sfx ;; 4) echo s1-48-dkd-$2$sfx ;; esac
+  local pre sfx; pre=$(grid_prefix); sfx=$(grid_suffix)
+  case $1 in 2|3) echo $pre-kd-$2$sfx ;; 4) echo $pre-dkd-$2$sfx ;; esac
 }
 phase_args() {  # phase_args P ENS: the objective of phase P
   case $1 in
@@ -69,15 +69,15 @@ phase_args() {  # phase_args P ENS: the objective of phase P
 running() { pgrep -fc "${FT##*/} (teacher|student) " || true; }
 is_running() { pgrep -f -- "--out $1( |$)" > /dev/null; }
 nlrun() {  # nlrun P SEED ENS TAG: run one student of phase P (in the foreground)
-  local name out epochs
+  local name out epochs arch
   grid_require
-  name=$(phase_name "$1" "$4"); out=$S/${name}_s$2; epochs=$(grid_epochs)
+  name=$(phase_name "$1" "$4"); out=$S/${name}_s$2; epochs=$(grid_epochs); read -ra arch <<< "$(grid_arch_args)"
   if [ -f $out/summary.json ]; then echo "finished: $out"; return 0; fi
   if is_running $out; then echo "already running: $out"; return 0; fi
   mkdir -p $S
   # shellcheck disable=SC2046  # phase_args is a list of words without spaces
   "$FT" student $(phase_args "$1" "$3") --temperature 2 --teacher "$3" --config-name $name --optimizer nl \
-      --seed "$2" --epochs "$epochs" "${FULL[@]}" --out $out >> $out.log 2>&1
+      --seed "$2" --epochs "$epochs" "${arch[@]}" "${FULL[@]}" --out $out >> $out.log 2>&1
 }
 finished_plain() {  # finished_plain P TAG: --baseline arguments for the plain seeds that finished
   local s; for s in "${SEEDS[@]}"; do
@@ -156,21 +156,21 @@ chain)
 compare)  # the pairs whose two configurations have finished runs (a phase stopped by its gate has none)
   tag=${2:?TAG}
   grid_require
-  sfx=$(grid_suffix); t=$tag$sfx
+  pre=$(grid_prefix); sfx=$(grid_suffix); t=$tag$sfx
   mkdir -p $N
   runs=(); have=" "
   for c in kd-$t dkd-$t kd-$t-nl kd-$t-nl-negl dkd-$t-nl-negl; do
     for s in "${SEEDS[@]}"; do
-      [ -f $S/s1-48-${c}_s$s/metrics_test.json ] && runs+=($S/s1-48-${c}_s$s) && have+="s1-48-$c "
+      [ -f $S/$pre-${c}_s$s/metrics_test.json ] && runs+=($S/$pre-${c}_s$s) && have+="$pre-$c "
     done
   done
   pairs=()
   for pair in "kd-$t-nl kd-$t" "kd-$t-nl-negl kd-$t" "kd-$t-nl-negl kd-$t-nl" "dkd-$t-nl-negl dkd-$t"; do
     read -r a b <<< "$pair"
-    [[ $have == *" s1-48-$a "* && $have == *" s1-48-$b "* ]] && pairs+=(--compare s1-48-$a s1-48-$b)
+    [[ $have == *" $pre-$a "* && $have == *" $pre-$b "* ]] && pairs+=(--compare $pre-$a $pre-$b)
   done
   [ ${#runs[@]} -gt 0 ] || { echo "no finished runs of TAG $tag" >&2; exit 1; }
-  $FT aggregate "${runs[@]}" --out $N/results_summary_nl_$t.csv "${pairs[@]}"
+  $FT aggregate "${runs[@]}" --out $N/results_summary_nl_$pre-$t.csv "${pairs[@]}"
   ;;
 *) echo "unknown stage $1" >&2; exit 2 ;;
 esac

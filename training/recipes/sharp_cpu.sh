@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE  (resume | index | round1 | finish-teacher RUN | round2 | round3 | round4 | probe-epochs | ensembles | students ENS TAG | after-teachers | preview | aggregate TAG | status | interim RUN NAME | ship-check FOLDER | ship | install FOLDER)
+# Usage: training/recipes/sharp_cpu.sh STAGE  (resume | index | round1 | finish-teacher RUN | round2 | round3 | round4 | probe-arch | probe-epochs | ensembles | students ENS TAG | after-teachers | preview | aggregate TAG | status | interim RUN NAME | ship-check FOLDER | ship | install FOLDER)
 # Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
 # stage continues where the last working period stopped (and starts a missing run from scratch).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
@@ -44,19 +44,20 @@ teacher_in_use() {
 }
 # trainings of any stage now running (a stopped one counts: it holds its slot), by the name of $FT
 running() { pgrep -fc "${FT##*/} (teacher|student) " || true; }
-# the students of the issue's grid share round 1's recipe (48 px, stem 1) and differ in the objective; their
-# epoch count (20, or 40 if the probe says so) comes from grid.sh, decided once when the probe has finished
-S1=(--input-size 48 --stem-stride 1 --lr 2e-3)
+# the students of the issue's grid share round 1's recipe (48 px) and differ in the objective; their stride layout
+# (stem 1 or the last stage's stride out) and epoch count (20, or 40) come from grid.sh, decided once when the
+# two probes have finished
+S1=(--input-size 48 --lr 2e-3)
 # shellcheck source=grid.sh
 . training/recipes/grid.sh
 student_name() {  # student_name MODE TAG: the configuration name aggregate groups seeds by (needs the grid record)
-  local sfx; sfx=$(grid_suffix)
-  case $1 in none) echo s1-48-none$sfx ;; kd) echo s1-48-kd-$2$sfx ;; dkd) echo s1-48-dkd-$2$sfx ;; esac
+  local pre sfx; pre=$(grid_prefix); sfx=$(grid_suffix)
+  case $1 in none) echo $pre-none$sfx ;; kd) echo $pre-kd-$2$sfx ;; dkd) echo $pre-dkd-$2$sfx ;; esac
 }
 student() {  # student MODE SEED [ENS TAG]: start one run (MODE none | kd | dkd; ENS and TAG for kd / dkd)
-  local m=$1 seed=$2 ens=${3:-} tag=${4:-} name extra epochs
+  local m=$1 seed=$2 ens=${3:-} tag=${4:-} name extra epochs arch
   grid_require
-  name=$(student_name "$m" "$tag"); epochs=$(grid_epochs)
+  name=$(student_name "$m" "$tag"); epochs=$(grid_epochs); read -ra arch <<< "$(grid_arch_args)"
   case $m in
     none) extra=(--distill none "${AUG[@]}") ;;
     kd)   extra=(--distill kd --alpha 0.5 --temperature 2 --teacher "$ens" "${KD_AUG[@]}") ;;
@@ -64,7 +65,7 @@ student() {  # student MODE SEED [ENS TAG]: start one run (MODE none | kd | dkd;
   esac
   mkdir -p $R/students
   start $R/students/${name}_s$seed $R/students/${name}_s$seed.log student --config-name $name --seed $seed \
-      --epochs "$epochs" "${S1[@]}" "${extra[@]}" "${COMMON[@]}"
+      --epochs "$epochs" "${arch[@]}" "${S1[@]}" "${extra[@]}" "${COMMON[@]}"
 }
 
 case "${1:?stage}" in
@@ -132,16 +133,41 @@ round4)  # started 2026-12-01 (fifth working period): a fourth teacher of anothe
       --input-size 48 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
   wait
   ;;
+probe-arch)  # started 2026-12-02 (seventh working period): the student's stride layout, per CPU-hour (issue 10 §4).
+  # Stem stride 1 (round 1's s1-48-none_s1337) keeps 3x3 maps at the last stage but runs every early layer at 4x the
+  # native cost; taking the stride out of the last strided stage instead (--last-stride 1, native stem) gives the
+  # same 3x3 maps for 0.90 s a training step against 1.98 s (and 3.09 against 4.19 ms a face in onnxruntime), both
+  # measured beside two trainings (docs/decisions.md). The same run with that layout (same recipe, seed, 20 epochs,
+  # no distillation) decides the grid's layout by grid.sh's rule. It takes the 40-epoch probe's core; that probe
+  # (paused with SIGSTOP if it was running) goes on when this one has finished.
+  mkdir -p $R/students
+  start $R/students/l1-48-none_s1337 $R/students/l1-48-none_s1337.log student --distill none \
+      --config-name l1-48-none --epochs 20 --input-size 48 --last-stride 1 --lr 2e-3 --seed 1337 "${AUG[@]}" \
+      "${COMMON[@]}"
+  wait
+  # (started by another stage: wait for it here too; a run that stopped unfinished is reported, not waited for)
+  while [ ! -f $R/students/l1-48-none_s1337/summary.json ]; do
+    pgrep -f -- "--out $R/students/l1-48-none_s1337( |$)" > /dev/null \
+        || { echo "probe-arch: l1-48-none_s1337 stopped unfinished: see its log" >&2; break; }
+    sleep ${RECIPE_POLL_S:-60}
+  done
+  if pids=$(pgrep -f -- "--out $R/students/s1-48-kd-rn18-e40_s1337( |$)"); then kill -CONT $pids; fi
+  ;;
 probe-epochs)  # started 2026-12-01 (sixth working period): are 20 epochs enough for the student? The 20-epoch KD
   # student (s1-48-kd-rn18_s1337) ended with train accuracy 0.612 (augmented batches) and val 0.612, val
   # still rising as the cosine schedule ran out: under-trained, not over-fitted. The same run (teacher,
   # seed, recipe) with 40 epochs measures what a longer schedule buys before the three-seed grid is fixed.
   # It takes the EfficientNet-B3's core: the B3 waits until the ResNet50 has finished (a B3 paused by
   # SIGSTOP is continued; one not running is resumed with round3), so two trainings run at a time.
+  # Since the seventh working period probe-arch (half the cost) runs first in the same slot.
   mkdir -p $R/students
-  start $R/students/s1-48-kd-rn18-e40_s1337 $R/students/s1-48-kd-rn18-e40_s1337.log student --distill kd \
-      --alpha 0.5 --temperature 2 --teacher $R/teacher_resnet18_48 --config-name s1-48-kd-rn18-e40 --epochs 40 \
-      --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 "${KD_AUG[@]}" "${COMMON[@]}"
+  (
+    "$0" probe-arch
+    start $R/students/s1-48-kd-rn18-e40_s1337 $R/students/s1-48-kd-rn18-e40_s1337.log student --distill kd \
+        --alpha 0.5 --temperature 2 --teacher $R/teacher_resnet18_48 --config-name s1-48-kd-rn18-e40 --epochs 40 \
+        --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 "${KD_AUG[@]}" "${COMMON[@]}"
+    wait
+  ) &
   until [ -f $R/teacher_resnet50_48/summary.json ]; do sleep ${RECIPE_POLL_S:-60}; done
   if pids=$(pgrep -f -- "--out $R/teacher_effb3_48( |$)"); then kill -CONT $pids; else "$0" round3; fi
   wait
@@ -269,9 +295,10 @@ install)  # the app's default model: a model folder (fp16) written by export
   rm -rf resources/models/default && mkdir -p resources/models/default
   cp "$src"/model.onnx "$src"/model_card.json "$src"/calibration.json "$src"/classes.json resources/models/default/
   ;;
-status)  # epochs done, best val and hours left of every run (fer-train status, from their files), and the grid's length
+status)  # epochs done, best val and hours left of every run (fer-train status, from their files), and the grid
   $FT status $R/teacher_*/ $R/students/*/
-  if grid_decide > /dev/null; then echo; cat $GRID_RECORD; else echo; echo "grid: not decided (waits for $GRID_PROBE)"; fi
+  echo
+  if grid_decide > /dev/null; then cat $GRID_RECORD; else echo "grid: not decided (waits for $GRID_ARCH_PROBE and $GRID_PROBE)"; fi
   ;;
 *) echo "unknown stage $1" >&2; exit 2 ;;
 esac
