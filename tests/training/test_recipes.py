@@ -75,17 +75,23 @@ def test_start_does_not_start_a_run_twice(tmp_path):
     last on its command line; the guard once looked for ``--out DIR `` with a trailing space, never
     matched, and a re-run stage started a third training beside two running ones."""
     recipe = next(p for p in RECIPES if p.name == "sharp_cpu.sh").read_text()
-    start_fn = re.search(r"^start\(\) \{.*?^\}", recipe, re.M | re.S).group(0)
+    start_fn = re.search(r"^training_of\(\) \{.*?\}$", recipe, re.M).group(0) + "\n" + \
+        re.search(r"^start\(\) \{.*?^\}", recipe, re.M | re.S).group(0)
     out = tmp_path / "run_s1"
-    # a stand-in for a running training: a process whose command line ends in --out OUT
-    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "student", "--out", str(out)])
+    # a stand-in for a running training of $FT (here echo): a process whose command line ends in --out OUT
+    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "echo", "student", "--out", str(out)])
     try:
         script = f'{start_fn}\nFT=echo\nstart {out} {tmp_path}/a.log student --seed 1\n' \
                  f'start {out}-nl {tmp_path}/b.log student --seed 1\nwait\n'
         proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=20)
+        # the same folder written by a training of another program (a real fer-train beside a test's
+        # stand-in) does not count: the guard matches $FT's name too
+        other = subprocess.run(["bash", "-c", f"{start_fn}\nFT=true\nstart {out} {tmp_path}/d.log student\nwait\n"],
+                               capture_output=True, text=True, timeout=20)
     finally:
         busy.kill()
     assert proc.stdout.strip() == f"already running: {out}"
+    assert other.stdout.strip() == "" and (tmp_path / "d.log").exists()
     assert not (tmp_path / "a.log").exists()  # not started again
     assert (tmp_path / "b.log").read_text().strip() == f"student --seed 1 --out {out}-nl"  # another folder starts
     # a finished run (summary.json, written after its final evaluation) is not started again either
@@ -436,7 +442,9 @@ def test_probe_arch_trains_the_last_stride_student_then_continues_the_paused_pro
 
     root = _repo_copy(tmp_path)
     probe = root / "runs" / "sharp" / "students" / "s1-48-kd-rn18-e40_s1337"
-    paused = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "student", "--out",
+    # a stand-in for the paused probe, as a training of the stand-in fer-train: the real probe of this machine
+    # (same relative folder) is neither seen nor continued
+    paused = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "fake-ft", "student", "--out",
                                "runs/sharp/students/s1-48-kd-rn18-e40_s1337"])
     try:
         os.kill(paused.pid, signal.SIGSTOP)

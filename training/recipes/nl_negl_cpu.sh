@@ -67,7 +67,8 @@ phase_args() {  # phase_args P ENS: the objective of phase P
   esac
 }
 running() { pgrep -fc "${FT##*/} (teacher|student) " || true; }
-is_running() { pgrep -f -- "--out $1( |$)" > /dev/null; }
+# (the name of $FT is part of the pattern: tests with a stand-in never see real trainings)
+is_running() { pgrep -f -- "${FT##*/} (teacher|student) .*--out $1( |$)" > /dev/null; }
 nlrun() {  # nlrun P SEED ENS TAG: run one student of phase P (in the foreground)
   local name out epochs arch
   grid_require

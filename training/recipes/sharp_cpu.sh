@@ -24,10 +24,13 @@ KD_AUG=(--random-erasing 0.25 --warmup-epochs 1)
 T4=($R/teacher_resnet18_48 $R/teacher_resnet50_48 $R/teacher_effb3_48 $R/teacher_fervgg_s_48)
 # start a run unless it finished (summary.json, written after its final evaluation) or one is already
 # training into the same folder (a stage can be re-run safely)
+# the pids of the $FT training (teacher or student) that writes into folder $1, if one runs (or is stopped); the
+# name of $FT is part of the pattern, so that tests with a stand-in never see, pause or continue real trainings
+training_of() { pgrep -f -- "${FT##*/} (teacher|student) .*--out $1( |$)"; }
 start() {  # start OUT LOG fer-train-args...
   local out=$1 log=$2; shift 2
   if [ -f "$out/summary.json" ]; then echo "finished: $out"; return; fi
-  if pgrep -f -- "--out $out( |$)" > /dev/null; then echo "already running: $out"; return; fi
+  if training_of "$out" > /dev/null; then echo "already running: $out"; return; fi
   "$FT" "$@" --out "$out" >> "$log" 2>&1 &
 }
 # a teacher finished by finish-teacher as it is now (BN recalibration chosen on val, flip TTA soft labels)
@@ -147,11 +150,11 @@ probe-arch)  # started 2026-12-02 (seventh working period): the student's stride
   wait
   # (started by another stage: wait for it here too; a run that stopped unfinished is reported, not waited for)
   while [ ! -f $R/students/l1-48-none_s1337/summary.json ]; do
-    pgrep -f -- "--out $R/students/l1-48-none_s1337( |$)" > /dev/null \
+    training_of $R/students/l1-48-none_s1337 > /dev/null \
         || { echo "probe-arch: l1-48-none_s1337 stopped unfinished: see its log" >&2; break; }
     sleep ${RECIPE_POLL_S:-60}
   done
-  if pids=$(pgrep -f -- "--out $R/students/s1-48-kd-rn18-e40_s1337( |$)"); then kill -CONT $pids; fi
+  if pids=$(training_of $R/students/s1-48-kd-rn18-e40_s1337); then kill -CONT $pids; fi
   ;;
 probe-epochs)  # started 2026-12-01 (sixth working period): are 20 epochs enough for the student? The 20-epoch KD
   # student (s1-48-kd-rn18_s1337) ended with train accuracy 0.612 (augmented batches) and val 0.612, val
@@ -169,7 +172,7 @@ probe-epochs)  # started 2026-12-01 (sixth working period): are 20 epochs enough
     wait
   ) &
   until [ -f $R/teacher_resnet50_48/summary.json ]; do sleep ${RECIPE_POLL_S:-60}; done
-  if pids=$(pgrep -f -- "--out $R/teacher_effb3_48( |$)"); then kill -CONT $pids; else "$0" round3; fi
+  if pids=$(training_of $R/teacher_effb3_48); then kill -CONT $pids; else "$0" round3; fi
   wait
   ;;
 ensembles)  # after finish-teacher of every teacher: the design's ensembles (pairwise 0.7/0.3, equal split, val-weighted;
@@ -228,7 +231,7 @@ after-teachers)  # hands-free from here: finish-teacher for each teacher as it f
     if [ "$(running)" -lt 2 ] && grid_decide; then
       for seed in 1337 2025 42; do
         out=$R/students/$(student_name none)_s$seed
-        [ -f $out/metrics_test.json ] || pgrep -f -- "--out $out( |$)" > /dev/null && continue
+        [ -f $out/metrics_test.json ] || training_of "$out" > /dev/null && continue
         echo "$(date): a core is free while a teacher trains: $out"; student none $seed; break
       done
     fi
