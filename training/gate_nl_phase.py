@@ -16,7 +16,7 @@ safety-rail columns (``training.loop.safety_columns``) every run since 2026-12-0
 - **val vs plain**: the run's best val accuracy (the epoch best.pt keeps) is at least the mean
   minus one standard deviation (ddof 1) of the baselines' best val accuracies. The baselines must
   be the plain students of the same recipe: the same index fingerprint, backbone, input size,
-  stem and epochs (checked from args.json), at least two of them (one seed has no spread).
+  stem, last stride and epochs (checked from args.json), at least two of them (one seed has no spread).
 
 Every judged run gets ``gate_nl_phase.json`` (the items, the numbers, the baselines and the
 decision), so the decision stays with the run it allowed or stopped.
@@ -37,7 +37,7 @@ RECORD_FILE = "gate_nl_phase.json"
 DEFAULT_BOUND_MB = 64.0
 MIN_BASELINES = 2
 MIN_EPOCHS = 3
-SAME_RECIPE = ("backbone", "input_size", "stem_stride", "epochs")
+SAME_RECIPE = ("backbone", "input_size", "stem_stride", "last_stride", "epochs")
 FINITE_COLUMNS = ("train_loss", "val_loss", "grad_norm_mean", "grad_norm_max")
 
 

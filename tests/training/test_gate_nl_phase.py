@@ -79,6 +79,9 @@ def test_baselines_must_be_two_seeds_of_the_same_recipe(tmp_path, plain):
     other = fake_run(tmp_path, "plain_64", [0.3, 0.5, 0.6, 0.7], input_size=64)
     reason = _items(run_gate("nl-phase", [run], baselines=[plain[0], other]))["val vs plain"][1]
     assert "another recipe: input_size 64 vs 48" in reason
+    l1 = fake_run(tmp_path, "plain_l1", [0.3, 0.5, 0.6, 0.7], last_stride=1)
+    reason = _items(run_gate("nl-phase", [run], baselines=[plain[0], l1]))["val vs plain"][1]
+    assert "another recipe: last_stride 1 vs None" in reason
     elsewhere = fake_run(tmp_path, "plain_idx", [0.3, 0.5, 0.6, 0.7], index_fingerprint="0" * 64)
     assert "another index" in _items(run_gate("nl-phase", [run], baselines=[plain[0], elsewhere]))["val vs plain"][1]
 
