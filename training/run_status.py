@@ -2,9 +2,9 @@
 
 Planning two cores over many working periods needs the same few figures each time: epochs done of
 those planned, the best val accuracy so far, what an epoch costs, and what the rest will cost at that
-pace. They come from args.json (epochs planned), history.csv (one row per finished epoch, so a run
-that is training, paused or stopped reports only whole epochs) and summary.json (written after the
-final evaluation). The pace is the *median* epoch time: an epoch that held a SIGSTOP pause or shared
+pace. They come from args.json (epochs planned), history.csv (one row per finished epoch),
+partial.pt (how far into the next epoch the last checkpoint inside an epoch got: training/
+partial_checkpoint.py) and summary.json (written after the final evaluation). The pace is the *median* epoch time: an epoch that held a SIGSTOP pause or shared
 the cores with a third job is one outlier among many, not the rate.
 """
 
@@ -19,6 +19,21 @@ from fer_models.files import read_json_object
 from training.gate_items import finite_float, read_csv_rows
 
 COLUMNS = ("run", "state", "epochs", "last val", "best val (epoch)", "median min/epoch", "hours left")
+
+
+def partial_fraction(run: Path, steps_per_epoch: Any) -> float | None:
+    """How much of the epoch in progress partial.pt holds (0-1), or None without one. The file is
+    memory-mapped, so only its small ``partial`` entry is read, not its weights."""
+    path = run / "partial.pt"
+    if not path.is_file() or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+        return None
+    import torch
+
+    try:
+        step = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["partial"]["next_step"])
+    except Exception:  # a file being replaced or cut short: the status simply leaves it out
+        return None
+    return min(max(step / steps_per_epoch, 0.0), 1.0)
 
 
 def run_status(run_dir: str | Path) -> dict[str, Any]:
@@ -36,13 +51,14 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
     finished = (run / "summary.json").is_file()
     state = "finished" if finished else ("not started" if not rows else "unfinished")
     median_s = statistics.median(secs) if secs else None
+    part = None if finished else partial_fraction(run, args.get("steps_per_epoch"))
     left = None
     if not finished and planned is not None and median_s is not None:
-        left = max(planned - len(rows), 0) * median_s / 3600.0
+        left = max(planned - len(rows) - (part or 0.0), 0) * median_s / 3600.0
     return {"run": run.name, "path": str(run), "state": state, "epochs_done": len(rows), "epochs_planned": planned,
             "last_val_acc": vals[-1] if vals else None, "best_val_acc": best,
             "best_epoch": None if best_epoch is None else best_epoch + 1,  # 1-based, as the logs count
-            "median_epoch_s": median_s, "hours_left": left}
+            "median_epoch_s": median_s, "hours_left": left, "partial_epoch": part}
 
 
 def status_table(runs: Sequence[dict[str, Any]]) -> str:
@@ -52,7 +68,8 @@ def status_table(runs: Sequence[dict[str, Any]]) -> str:
 
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(" --- " for _ in COLUMNS) + "|"]
     for r in runs:
-        epochs = f"{r['epochs_done']} / {r['epochs_planned'] if r['epochs_planned'] is not None else '?'}"
+        done = f"{r['epochs_done']}" + (f" (+{r['partial_epoch']:.0%})" if r.get("partial_epoch") else "")
+        epochs = f"{done} / {r['epochs_planned'] if r['epochs_planned'] is not None else '?'}"
         best = "-" if r["best_val_acc"] is None else f"{r['best_val_acc']:.4f} ({r['best_epoch']})"
         median = None if r["median_epoch_s"] is None else r["median_epoch_s"] / 60.0
         lines.append("| " + " | ".join([r["run"], r["state"], epochs, f(r["last_val_acc"], ".4f"), best,

@@ -56,3 +56,19 @@ def test_cli_table_skips_folders_that_are_not_runs(tmp_path, capsys):
     assert "ens_x" not in out and "1 unfinished runs: 0.1 core-hours left" in out
     assert main(["status", str(a), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["epochs_done"] == 2
+
+
+def test_a_checkpoint_inside_an_epoch_counts_towards_the_time_left(tmp_path, capsys):
+    import torch
+
+    run = _run(tmp_path, "student_x", 5, [(0.30, 600.0), (0.40, 600.0)])
+    args = json.loads((run / "args.json").read_text())
+    (run / "args.json").write_text(json.dumps({**args, "steps_per_epoch": 10}))
+    torch.save({"partial": {"epoch": 2, "next_step": 4}, "state_dict": {"w": torch.zeros(3)}}, run / "partial.pt")
+    s = run_status(run)
+    assert s["partial_epoch"] == pytest.approx(0.4) and s["epochs_done"] == 2
+    assert s["hours_left"] == pytest.approx(2.6 * 600.0 / 3600)
+    assert main(["status", str(run)]) == 0
+    assert "| student_x | unfinished | 2 (+40%) / 5 |" in capsys.readouterr().out
+    (run / "partial.pt").write_bytes(b"cut short")  # unreadable: left out, whole epochs only
+    assert run_status(run)["partial_epoch"] is None and run_status(run)["hours_left"] == pytest.approx(3 * 600.0 / 3600)
