@@ -392,10 +392,11 @@ def write_run_record(args: Any, argd: dict[str, Any], backbone: str, role: str, 
     write_json(out / "seed.json", {"seed": args.seed, **library_versions(),
                                    "deterministic_data": "augmentation and order depend on (seed, epoch) only"})
     last = f" last_stride={args.last_stride}" if getattr(args, "last_stride", None) else ""
+    at = f" (epoch {state.start_epoch} from step {state.epoch_resume.step}, partial.pt)" if state.epoch_resume else ""
     print(f"{role} {backbone} stem={state.stem}{last} input={args.input_size}px on {rt.device} x{rt.world_size} "
           f"amp={rt.amp_name} threads={torch.get_num_threads()}: {len(data.train_pos)} train / "
           f"{len(data.val_pos)} val, {data.steps_per_epoch} steps/epoch, epochs {state.start_epoch}.."
-          f"{args.epochs - 1} -> {out}", flush=True)
+          f"{args.epochs - 1}{at} -> {out}", flush=True)
 
 
 # ----------------------------------------------------------------------------- one epoch

@@ -42,6 +42,7 @@ def test_a_run_stopped_inside_epochs_resumes_bit_identically(train_index_dir, tm
     assert part["partial"]["seen"] == 48 and len(part["partial"]["grad_norms"]) == 3
     # resumed there, stopped again inside epoch 1 (3 more updates finish epoch 0, the 4th is epoch 1's first)
     assert main([*args, "--out", str(b), *EVERY_UPDATE, "--resume", "--stop-after-updates", "4"]) == 0
+    assert "epochs 0..1 (epoch 0 from step 3, partial.pt)" in capsys.readouterr().out
     assert torch.load(b / "last.pt", map_location="cpu", weights_only=True)["epoch"] == 0
     assert torch.load(b / "partial.pt", map_location="cpu", weights_only=True)["partial"]["next_step"] == 1
     assert main([*args, "--out", str(b), "--resume"]) == 0
