@@ -39,6 +39,7 @@ def test_a_recipe_without_fer_train_stops_with_a_message(tmp_path):
 
 
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
+GRID_RECORD = Path(__file__).resolve().parents[2] / "training" / "recipes" / "grid.txt"
 CONFIG_REF = re.compile(r"training/configs/(?:\$cfg|(?P<path>[\w/.-]+\.json))")
 
 
@@ -107,6 +108,9 @@ FAKE_FER_TRAIN = """#!/usr/bin/env bash
 # a stand-in for fer-train: logs its arguments; makes what the next stage reads
 echo "$*" >> "$FAKE_LOG"
 case "$1" in
+  index) mkdir -p "${@: -1}"; echo > "${@: -1}/index.csv" ;;
+  teacher) out=${@: -1}; sleep "${FAKE_TEACHER_S:-0}"; mkdir -p "$out"; echo '{}' > "$out/summary.json"
+           echo "end $out" >> "$FAKE_LOG" ;;
   ensemble) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/ensemble.json" ;;
   pick-ensemble|pick-student) for a in "$@"; do case $a in */ens_*|*/students/*) last=$a ;; esac; done; echo "${last%/}" ;;
   softlabels) mkdir -p "$2/softlabels/x"; echo '{"producer": {"tta": "flip"}}' > "$2/softlabels/x/alignment.json" ;;
@@ -126,11 +130,13 @@ def _repo_copy(tmp_path: Path) -> Path:
     (root / "training" / "recipes").mkdir(parents=True)
     for recipe in RECIPES:
         shutil.copy(recipe, root / "training" / "recipes" / recipe.name)
+    shutil.copy(GRID_RECORD, root / "training" / "recipes" / GRID_RECORD.name)  # the committed grid record
     shutil.copytree(CONFIGS, root / "training" / "configs")
     return root
 
 
-def _run(root: Path, tmp_path: Path, recipe: str, *args: str, gate: str = "GO") -> tuple[list[str], str]:
+def _run(root: Path, tmp_path: Path, recipe: str, *args: str, gate: str = "GO",
+         env: dict[str, str] | None = None) -> tuple[list[str], str]:
     """Run a recipe stage with the stand-in fer-train; the calls it made (one line each) and its stdout."""
     fake = tmp_path / "fake-ft"
     fake.write_text(FAKE_FER_TRAIN)
@@ -139,37 +145,32 @@ def _run(root: Path, tmp_path: Path, recipe: str, *args: str, gate: str = "GO") 
     proc = subprocess.run(["bash", str(root / "training" / "recipes" / recipe), *args],
                           capture_output=True, text=True, timeout=180,
                           env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log),
-                               "FAKE_GATE": gate, "RECIPE_POLL_S": "1", "RECIPE_SETTLE_S": "0"})
+                               "FAKE_GATE": gate, "RECIPE_POLL_S": "1", "RECIPE_SETTLE_S": "0", **(env or {})})
     assert proc.returncode == 0, proc.stderr
     return log.read_text().splitlines(), proc.stdout
 
 
-def _grid(root: Path, probe_best: float | None, base_best: float = 0.6144, arch_best: float = 0.5600,
-          arch_base: float = 0.5754) -> None:
-    """The runs grid.sh's rules read: the 20-epoch KD student and its 40-epoch repeat (finished, with
-    ``probe_best`` as its best val accuracy, unless None: still training), and the no-distillation students
-    with stem stride 1 and with the last stride out (by default 1.54 points lower: the grid keeps stem 1)."""
-    students = root / "runs" / "sharp" / "students"
-    for name, best, done in (("s1-48-kd-rn18_s1337", base_best, True),
-                             ("s1-48-kd-rn18-e40_s1337", probe_best or 0.5, probe_best is not None),
-                             ("s1-48-none_s1337", arch_base, True), ("l1-48-none_s1337", arch_best, True)):
-        run = students / name
-        run.mkdir(parents=True, exist_ok=True)
-        rows = [f"{e},1.0,0.5,1.2,{v:.6f}" for e, v in enumerate((best - 0.1, best, best - 0.002))]
-        (run / "history.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc\n" + "\n".join(rows) + "\n")
-        (run / "args.json").write_text('{"teacher": ["runs/sharp/teacher_resnet18_48"]}')
-        if done:
-            (run / "summary.json").write_text("{}")
-            (run / "metrics_test.json").write_text("{}")
+def _grid(root: Path, arch: str = "s1", epochs: int = 20) -> None:
+    """A grid record in the repository copy, in place of the committed one."""
+    (root / "training" / "recipes" / "grid.txt").write_text(f"arch={arch}\nepochs={epochs}\n")
+
+
+def test_the_committed_grid_record_keeps_stem_1_and_20_epochs():
+    """training/recipes/grid.txt decides every student's layout and length (and so its configuration name);
+    docs/decisions.md gives the figures. A changed record renames the grid: it must be a deliberate change."""
+    record = dict(line.split("=", 1) for line in GRID_RECORD.read_text().splitlines() if "=" in line)
+    assert record["arch"] == "s1" and record["epochs"] == "20"
+    assert float(record["arch_probe_best_val"]) < float(record["arch_base_best_val"]) - 0.005
 
 
 def _config_seed(call: str) -> str:
     return call.split("--config-name ")[1].split()[0] + "_s" + call.split("--seed ")[1].split()[0]
 
 
-def test_after_teachers_keeps_a_teacher_s_soft_labels_while_a_student_distils_from_them(tmp_path):
+def test_pipeline_keeps_a_teacher_s_soft_labels_while_a_student_distils_from_them(tmp_path):
     """Redoing soft labels (flip TTA) waits while an unfinished student names the teacher: its resume checks
-    the teacher's arrays. The loop keeps waiting (here: stopped by the timeout), calling nothing for it."""
+    the teacher's arrays. The loop keeps waiting (here: stopped by the timeout), calling nothing for it, and
+    fills the free cores with the no-distillation seeds meanwhile."""
     root = _repo_copy(tmp_path)
     sharp = root / "runs" / "sharp"
     for name in ("resnet18_48", "resnet50_48", "effb3_48", "fervgg_s_48"):
@@ -187,21 +188,21 @@ def test_after_teachers_keeps_a_teacher_s_soft_labels_while_a_student_distils_fr
     fake.chmod(0o755)
     log = tmp_path / "calls.log"
     with pytest.raises(subprocess.TimeoutExpired):
-        subprocess.run(["bash", str(root / "training" / "recipes" / "sharp_cpu.sh"), "after-teachers"],
-                       capture_output=True, text=True, timeout=6,
+        subprocess.run(["bash", str(root / "training" / "recipes" / "sharp_cpu.sh"), "pipeline"],
+                       capture_output=True, text=True, timeout=8,
                        env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log),
                             "RECIPE_POLL_S": "1", "RECIPE_SETTLE_S": "0"})
     calls = log.read_text().splitlines() if log.exists() else []
     assert not [c for c in calls if "teacher_resnet18_48" in c or c.startswith("ensemble")], calls
-    # a free core does not start a no-distillation seed either: its length waits for the probe (grid.sh)
-    assert not [c for c in calls if c.startswith("student")], calls
-    assert not (sharp / "grid.txt").exists()
+    assert not [c for c in calls if c.startswith("teacher")], calls  # all four have finished
+    students = [_config_seed(c) for c in calls if c.startswith("student")]
+    assert students == ["s1-48-none_s1337", "s1-48-none_s2025", "s1-48-none_s42"], calls
 
 
 NL_CONFIGS = ("s1-48-kd-val4-nl", "s1-48-kd-val4-nl-negl", "s1-48-dkd-val4-nl-negl")
 
 
-def test_after_teachers_finishes_teachers_then_builds_ensembles_and_starts_every_student(tmp_path):
+def test_pipeline_finishes_teachers_then_builds_ensembles_and_starts_every_student(tmp_path):
     """The hands-free stage, on a copy of the repository layout with a stand-in fer-train: a finished
     teacher without soft labels gets finish-teacher, then the five ensembles are built, and the students
     start from the ensemble that pick-ensemble names, with its tag in their configuration names; then the
@@ -219,8 +220,9 @@ def test_after_teachers_finishes_teachers_then_builds_ensembles_and_starts_every
             (t / "softlabels" / "x" / "alignment.json").write_text(
                 '{\n  "producer": {\n    "tta": "%s"\n  }\n}\n' % tta)
             (t / "bn_recalibration.json").write_text('{"chosen": "best.pt"}')
-    _grid(root, probe_best=0.6200)  # +0.56 points at 40 epochs: under the rule's 1 point, the grid stays at 20
-    calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "after-teachers")
+    (sharp / "students" / "s1-48-none_s1337").mkdir(parents=True)  # round 1's run, finished
+    (sharp / "students" / "s1-48-none_s1337" / "metrics_test.json").write_text("{}")
+    calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "pipeline")
     for name in ("fervgg_s_48", "resnet18_48"):
         mine = [c for c in calls if f"teacher_{name}" in c and not c.startswith("gate")]
         assert [c.split()[0] for c in mine][:5] == ["recalibrate-bn", "evaluate", "calibrate", "softlabels",
@@ -243,8 +245,6 @@ def test_after_teachers_finishes_teachers_then_builds_ensembles_and_starts_every
                            for seed in (1337, 2025, 42) if (m, seed) != ("none", 1337))
     assert all("--teacher runs/sharp/ens_sharp_val4" in c for c in students if "--distill none" not in c)
     assert all("--stem-stride 1" in c and "--epochs 20" in c for c in students)
-    record = (sharp / "grid.txt").read_text()
-    assert "epochs=20\n" in record and "probe_best_val=0.6200\n" in record and "base_best_val=0.6144\n" in record
     nl = [c for c in calls if c.startswith("student ") and "--optimizer nl" in c]
     assert sorted(_config_seed(c) for c in nl) == sorted(f"{n}_s{s}" for n in NL_CONFIGS for s in (1337, 2025, 42))
     # the chain starts after the last plain student, not in its place
@@ -253,7 +253,7 @@ def test_after_teachers_finishes_teachers_then_builds_ensembles_and_starts_every
 
 def _plain_students(root: Path, suffix: str = "") -> Path:
     students = root / "runs" / "sharp" / "students"
-    _grid(root, probe_best=0.6300 if suffix else 0.6144)
+    _grid(root, epochs=40 if suffix else 20)
     for m in ("kd", "dkd"):
         for seed in (1337, 2025, 42):
             run = students / f"s1-48-{m}-val4{suffix}_s{seed}"
@@ -322,33 +322,34 @@ def test_nl_phases_use_the_plain_students_recipe():
         assert "epochs=$(grid_epochs)" in texts[name] and ". training/recipes/grid.sh" in texts[name]
 
 
-def test_a_gain_of_a_point_at_40_epochs_makes_the_grid_40_epochs_under_its_own_names(tmp_path):
-    """grid.sh's rule, written down before the probe's result: best val of the 40-epoch probe at least one
-    point over the 20-epoch run it repeats -> every student of the grid trains 40 epochs, named -e40 so that
-    an aggregate never mixes lengths (the 20-epoch s1-48-none_s1337 stays a separate configuration)."""
+def test_a_40_epoch_record_makes_the_grid_40_epochs_under_its_own_names(tmp_path):
+    """A record with epochs=40: every student of the grid trains 40 epochs, named -e40 so that an aggregate
+    never mixes lengths (a 20-epoch s1-48-none_s1337 stays a separate configuration)."""
     root = _repo_copy(tmp_path)
-    _grid(root, probe_best=0.6245)  # +1.01 points
-    calls, out = _run(root, tmp_path, "sharp_cpu.sh", "students", "runs/sharp/ens_sharp_val4", "val4")
+    _grid(root, epochs=40)
+    done = root / "runs" / "sharp" / "students" / "s1-48-none_s1337"
+    done.mkdir(parents=True)
+    (done / "metrics_test.json").write_text("{}")
+    calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "students", "runs/sharp/ens_sharp_val4", "val4")
     students = [c for c in calls if c.startswith("student ")]
     assert sorted(_config_seed(c) for c in students) == sorted(
         f"s1-48-{m}-e40_s{seed}" for m in ("none", "kd-val4", "dkd-val4") for seed in (1337, 2025, 42))
     assert all("--epochs 40 " in c for c in students)
-    assert "grid: s1 layout" in out and ", 40 student epochs" in out
-    record = root / "runs" / "sharp" / "grid.txt"
-    first = record.read_text()
-    assert "epochs=40\n" in first and "probe_best_val=0.6245\n" in first
-    # decided once: a later change of the files it read does not change the length under running runs
-    _grid(root, probe_best=0.6000)
     calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "aggregate", "val4")
-    assert record.read_text() == first
     agg = [c for c in calls if c.startswith("aggregate ")][-1]
     assert "runs/sharp/students/s1-48-none-e40_s42" in agg and "--compare s1-48-dkd-val4-e40 s1-48-kd-val4-e40" in agg
 
 
-def test_no_student_starts_before_the_probe_has_decided_the_length(tmp_path):
-    """While the 40-epoch probe trains, the students stage refuses to start anything and says why."""
+@pytest.mark.parametrize("record", ["", "arch=s2\nepochs=20\n", "arch=s1\n"], ids=["missing", "arch", "epochs"])
+def test_no_student_starts_without_a_valid_grid_record(tmp_path, record):
+    """Without the record (or with one that does not say the layout and length), the students stage refuses
+    to start anything and says why."""
     root = _repo_copy(tmp_path)
-    _grid(root, probe_best=None)
+    path = root / "training" / "recipes" / "grid.txt"
+    if record:
+        path.write_text(record)
+    else:
+        path.unlink()
     fake = tmp_path / "fake-ft"
     fake.write_text(FAKE_FER_TRAIN)
     fake.chmod(0o755)
@@ -356,8 +357,8 @@ def test_no_student_starts_before_the_probe_has_decided_the_length(tmp_path):
     proc = subprocess.run(["bash", str(root / "training" / "recipes" / "sharp_cpu.sh"), "students",
                            "runs/sharp/ens_sharp_val4", "val4"], capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log)})
-    assert proc.returncode == 1 and "not decided yet" in proc.stderr and "s1-48-kd-rn18-e40_s1337" in proc.stderr
-    assert not log.exists() and not (root / "runs" / "sharp" / "grid.txt").exists()
+    assert proc.returncode == 1 and "grid: " in proc.stderr and "grid.txt" in proc.stderr
+    assert not log.exists()
 
 
 def test_nl_chain_follows_a_40_epoch_grid(tmp_path):
@@ -417,42 +418,59 @@ def test_ship_makes_the_run_pick_student_names_into_a_checked_model_folder(tmp_p
     assert not (root / "resources").exists()  # install is a separate step
 
 
-def test_the_last_stride_layout_is_adopted_within_half_a_point_and_names_the_grid(tmp_path):
-    """grid.sh's stride rule: the no-distillation student with the last stride out, at most 0.5 points of best
-    val under the stem-1 one, makes every grid student --last-stride 1 (native stem), named l1-48-..."""
+def test_an_l1_record_gives_every_grid_student_the_last_stride_layout(tmp_path):
+    """arch=l1: every grid student trains with --last-stride 1 (native stem), named l1-48-..."""
     root = _repo_copy(tmp_path)
-    _grid(root, probe_best=0.6150, arch_best=0.5705)  # -0.49 points
-    calls, out = _run(root, tmp_path, "sharp_cpu.sh", "students", "runs/sharp/ens_sharp_val4", "val4")
+    _grid(root, arch="l1")
+    calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "students", "runs/sharp/ens_sharp_val4", "val4")
     students = [c for c in calls if c.startswith("student ")]
-    # l1-48-none_s1337 is the stride probe itself (same recipe): it has finished, so eight runs start
     assert sorted(_config_seed(c) for c in students) == sorted(
-        f"l1-48-{m}_s{seed}" for m in ("none", "kd-val4", "dkd-val4") for seed in (1337, 2025, 42)
-        if (m, seed) != ("none", 1337))
+        f"l1-48-{m}_s{seed}" for m in ("none", "kd-val4", "dkd-val4") for seed in (1337, 2025, 42))
     assert all("--last-stride 1 " in c and "--stem-stride" not in c and "--epochs 20 " in c for c in students)
-    record = (root / "runs" / "sharp" / "grid.txt").read_text()
-    assert "arch=l1\n" in record and "arch_probe_best_val=0.5705\n" in record and "epochs=20\n" in record
-    assert "grid: l1 layout" in out
+
+
+TEACHER_ARGS = {  # the recipe of every teacher: what docs/results.md reports them with
+    "teacher_fervgg_s_48": "--backbone fervgg_s --epochs 30 --input-size 48 --lr 2e-3 --seed 1337",
+    "teacher_resnet18_48": "--backbone resnet18 --epochs 24 --input-size 48 --stem-stride 2 --lr 2e-3 --seed 1337",
+    "teacher_effb3_48": "--backbone efficientnet_b3 --epochs 20 --input-size 48 --lr 2e-3 --seed 1337",
+    "teacher_resnet50_48": "--backbone resnet50 --epochs 20 --input-size 48 --stem-stride 2 --lr 2e-3 --seed 1337",
+}
 
 
 @pytest.mark.skipif(shutil.which("pgrep") is None, reason="needs pgrep")
-def test_probe_arch_trains_the_last_stride_student_then_continues_the_paused_probe(tmp_path):
-    """probe-arch takes the 40-epoch probe's core: the probe, paused with SIGSTOP, goes on when it ends."""
-    import os
-    import signal
-
+def test_resume_rebuilds_everything_from_an_empty_runs_folder_two_trainings_at_a_time(tmp_path):
+    """runs/ was lost once (2026-12-02): `resume` on an empty folder builds the index, trains the four teachers
+    in T_ORDER (the cheapest first), never more than two trainings at once, finishes each, builds the
+    ensembles and starts every student and the NL chain, all from that one command."""
     root = _repo_copy(tmp_path)
-    probe = root / "runs" / "sharp" / "students" / "s1-48-kd-rn18-e40_s1337"
-    # a stand-in for the paused probe, as a training of the stand-in fer-train: the real probe of this machine
-    # (same relative folder) is neither seen nor continued
-    paused = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "fake-ft", "student", "--out",
-                               "runs/sharp/students/s1-48-kd-rn18-e40_s1337"])
-    try:
-        os.kill(paused.pid, signal.SIGSTOP)
-        calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "probe-arch")
-        state = Path(f"/proc/{paused.pid}/stat").read_text().split(")")[-1].split()[0]
-    finally:
-        paused.kill()
+    calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "resume", env={"FAKE_TEACHER_S": "2"})
+    assert calls[0].startswith("index --data ../shared/data/fer2013 --out runs/index")
+    teachers = [c for c in calls if c.startswith("teacher ")]
+    assert [c.split("--out runs/sharp/")[1] for c in teachers] == list(TEACHER_ARGS)
+    for c in teachers:
+        assert TEACHER_ARGS[c.split("--out runs/sharp/")[1]] in c
+        assert "--random-erasing 0.25 --label-smoothing 0.1 --warmup-epochs 1 --index runs/index" in c
+    live = peak = 0
+    for c in calls:  # the stand-in logs a teacher when it starts and "end" when it ends
+        live += c.startswith("teacher ") - c.startswith("end ")
+        peak = max(peak, live)
+    assert peak == 2
+    for name in TEACHER_ARGS:  # each finished before the ensembles
+        assert calls.index(f"check-alignment runs/sharp/{name} --index runs/index") < \
+            calls.index(next(c for c in calls if c.startswith("ensemble ")))
+    students = [_config_seed(c) for c in calls if c.startswith("student ") and "--optimizer nl" not in c]
+    assert sorted(students) == sorted(f"s1-48-{m}_s{seed}" for m in ("none", "kd-val4", "dkd-val4")
+                                      for seed in (1337, 2025, 42))
+    # the no-distillation seeds wait for every teacher to have started (the teachers are the critical path)
+    first_student = min(i for i, c in enumerate(calls) if c.startswith("student "))
+    assert first_student > calls.index(teachers[-1])
+    assert len([c for c in calls if "--optimizer nl" in c]) == 9
+
+
+def test_probe_arch_trains_the_last_stride_student_it_reports(tmp_path):
+    """probe-arch is the record of the stride probe behind grid.txt's arch figures."""
+    root = _repo_copy(tmp_path)
+    calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "probe-arch")
     assert len(calls) == 1 and calls[0].startswith("student --distill none --config-name l1-48-none --epochs 20 ")
     assert "--last-stride 1" in calls[0] and "--stem-stride" not in calls[0] and "--seed 1337" in calls[0]
     assert calls[0].endswith("--out runs/sharp/students/l1-48-none_s1337")
-    assert state != "T" and not probe.exists()  # continued (running or sleeping), not stopped

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The runs behind docs/results.md on the sharp FER2013 copy (2026-12), on a 2-core CPU without a GPU.
-# Usage: training/recipes/sharp_cpu.sh STAGE  (resume | index | round1 | finish-teacher RUN | round2 | round3 | round4 | probe-arch | probe-epochs | ensembles | students ENS TAG | after-teachers | preview | aggregate TAG | status | interim RUN NAME | ship-check FOLDER | ship | install FOLDER)
-# Every stage is resumable: each run checkpoints every epoch and is started with --resume, so re-running a
-# stage continues where the last working period stopped (and starts a missing run from scratch).
+# Usage: training/recipes/sharp_cpu.sh STAGE  (resume | index | pipeline | round1 | finish-teacher RUN | round2 | round3 | round4 | probe-arch | ensembles | students ENS TAG | preview | aggregate TAG | status | interim RUN NAME | ship-check FOLDER | ship | install FOLDER)
+# Every stage is resumable: each run checkpoints every epoch (and every 10 minutes inside one) and is started
+# with --resume, so re-running a stage continues where the last working period stopped, and starts a missing
+# run from scratch. `resume` rebuilds everything from an empty runs/ as well (it had to, 2026-12-02).
 # Two processes with one thread each: 113 vs 85 img/s for one process with two threads
 # (benchmarks/train_step_cost.py --two-procs, docs/benchmarks.md).
 # Numeric settings per backbone come from fer-train's defaults: channels-last for conv nets, bf16 autocast
@@ -33,6 +34,38 @@ start() {  # start OUT LOG fer-train-args...
   if training_of "$out" > /dev/null; then echo "already running: $out"; return; fi
   "$FT" "$@" --out "$out" >> "$log" 2>&1 &
 }
+# the four teachers: folder and fer-train options (the recipe and seed are shared: AUG, COMMON, lr 2e-3, 1337)
+teacher_dir() {
+  case $1 in rn18) echo $R/teacher_resnet18_48 ;; rn50) echo $R/teacher_resnet50_48 ;;
+    b3) echo $R/teacher_effb3_48 ;; vgg) echo $R/teacher_fervgg_s_48 ;; *) echo "no teacher $1" >&2; exit 2 ;; esac
+}
+teacher_args() {
+  case $1 in
+    # ResNet18 / ResNet50 with stem stride 2 (conv1 stride 2, no max-pool): 3x3 maps at the last stage for 48 px
+    # faces (the native stem leaves 2x2; ResNet50: 1439 s an epoch on one core against 735 native)
+    rn18) echo --backbone resnet18 --epochs 24 --input-size 48 --stem-stride 2 ;;
+    rn50) echo --backbone resnet50 --epochs 20 --input-size 48 --stem-stride 2 ;;
+    # EfficientNet-B3 with its native stem (stride 2; 2x2 maps at the last stage for 48 px): stem 1 would give
+    # 3x3 maps at about 4x the cost (70 min an epoch on one core, docs/benchmarks.md), past what 2 cores allow.
+    # fp32 + channels-last (fer-train's default for EfficientNet: bf16 was slower, 6.8 vs 4.7 s a step)
+    b3) echo --backbone efficientnet_b3 --epochs 20 --input-size 48 ;;
+    # fervgg_s (training/fer_vgg.py): the VGG-style net of the issue's probe (66.5% val in 12 epochs, 35 min),
+    # 1.2M parameters, 3x3 maps at the last stage for 48 px; bf16 autocast + channels-last (fer-train's default
+    # for the vgg family): 4.2 min an epoch on one core with the other core busy; 30 epochs (its epochs cost a
+    # tenth of the ResNet50's)
+    vgg) echo --backbone fervgg_s --epochs 30 --input-size 48 ;;
+  esac
+}
+teacher() {  # teacher NAME: start teacher NAME's training in the background (unless finished or running)
+  local t args; t=$(teacher_dir "$1"); read -ra args <<< "$(teacher_args "$1")"
+  mkdir -p $R
+  start "$t" "$t.log" teacher "${args[@]}" --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
+}
+# the order in which `pipeline` starts them, cheapest first: on this machine since 2026-12-02 (AMD EPYC, AVX2, no
+# bf16 kernels: every net trains in fp32) fervgg_s takes 9.4 min an epoch (4.7 h for 30) and the ResNet50 71
+# (about 24 h for 20), so the cheap teachers finish first and the heavy ones wait for the cores they free
+# (or for a lent GPU)
+T_ORDER=(vgg rn18 b3 rn50)
 # a teacher finished by finish-teacher as it is now (BN recalibration chosen on val, flip TTA soft labels)
 teacher_current() { [ -f "$1/bn_recalibration.json" ] && grep -qs '"tta": "flip"' "$1"/softlabels/*/alignment.json; }
 # the checkpoint fer-train recalibrate-bn chose on val for run folder $1 (best.pt or best_bn.pt)
@@ -48,8 +81,7 @@ teacher_in_use() {
 # trainings of any stage now running (a stopped one counts: it holds its slot), by the name of $FT
 running() { pgrep -fc "${FT##*/} (teacher|student) " || true; }
 # the students of the issue's grid share round 1's recipe (48 px) and differ in the objective; their stride layout
-# (stem 1 or the last stage's stride out) and epoch count (20, or 40) come from grid.sh, decided once when the
-# two probes have finished
+# (stem 1 or the last stage's stride out) and epoch count come from the committed record training/recipes/grid.txt
 S1=(--input-size 48 --lr 2e-3)
 # shellcheck source=grid.sh
 . training/recipes/grid.sh
@@ -72,25 +104,20 @@ student() {  # student MODE SEED [ENS TAG]: start one run (MODE none | kd | dkd;
 }
 
 case "${1:?stage}" in
-resume)  # the start of every working period, one command: every stage that may still have work, from one
-  # session (CPU share is per session: docs/decisions.md). Finished runs are skipped, unfinished ones resumed;
-  # the EfficientNet-B3 (round 3) is started by probe-epochs once the ResNet50 has finished.
-  "$0" round2 & "$0" probe-epochs & "$0" after-teachers &
-  wait
+resume)  # the start of every working period, one command, from one session (CPU share is per session:
+  # docs/decisions.md): the index if missing, then the pipeline, which starts or resumes every run in order
+  "$0" index
+  exec "$0" pipeline
   ;;
 index)
   [ -f $IDX/index.csv ] || $FT index --data ../shared/data/fer2013 --out $IDX
   ;;
 round1)  # started 2026-12-01: the required ResNet18 teacher and the first no-distillation student seed
-  mkdir -p $R/students
   [ -f $IDX/index.csv ] || $FT index --data ../shared/data/fer2013 --out $IDX
-  # ResNet18 with stem stride 2 (conv1 stride 2, no max-pool): 3x3 maps at the last stage for 48 px faces
-  $FT teacher --backbone resnet18 --out $R/teacher_resnet18_48 --epochs 24 --input-size 48 --stem-stride 2 \
-      --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}" >> $R/teacher_resnet18_48.log 2>&1 &
-  # the locked student with stem stride 1: the stride-32 trunk leaves 3x3 maps at 48 px instead of 2x2
-  $FT student --distill none --config-name s1-48-none --out $R/students/s1-48-none_s1337 --epochs 20 \
-      --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}" \
-      >> $R/students/s1-48-none_s1337.log 2>&1 &
+  teacher rn18
+  # the locked student with stem stride 1: the stride-32 trunk leaves 3x3 maps at 48 px instead of 2x2 (the
+  # grid's no-distillation seed 1337, s1-48-none_s1337)
+  student none 1337
   wait
   ;;
 finish-teacher)  # a finished teacher: test metrics, calibration, soft labels at T=2 and their alignment check, all
@@ -107,33 +134,21 @@ finish-teacher)  # a finished teacher: test metrics, calibration, soft labels at
   ;;
 round2)  # started 2026-12-01 (second working period): teacher 2 and the first distilled student
   mkdir -p $R/students
-  # ResNet50 with the same stem-2 adaptation as the ResNet18 (3x3 maps at the last stage for 48 px faces)
-  start $R/teacher_resnet50_48 $R/teacher_resnet50_48.log teacher --backbone resnet50 --epochs 20 \
-      --input-size 48 --stem-stride 2 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
+  teacher rn50
   # KD (alpha 0.5, T 2) from the ResNet18 teacher's soft labels, the recipe and seed of s1-48-none_s1337
   # (without label smoothing, see KD_AUG): an early, paired read of what distillation adds before the ensemble
+  # (its run, lost with runs/ on 2026-12-02, gave the interim default; `pipeline` does not re-run it)
   start $R/students/s1-48-kd-rn18_s1337 $R/students/s1-48-kd-rn18_s1337.log student --distill kd --alpha 0.5 \
       --temperature 2 --teacher $R/teacher_resnet18_48 --config-name s1-48-kd-rn18 --epochs 20 \
       --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 "${KD_AUG[@]}" "${COMMON[@]}"
   wait
   ;;
-round3)  # teacher 3 (another family) in the slot the KD student frees; run with round2's ResNet50 still going
-  mkdir -p $R/students
-  # EfficientNet-B3 with its native stem (stride 2; 2x2 maps at the last stage for 48 px): stem 1 would give
-  # 3x3 maps at about 4x the cost (70 min an epoch on one core, docs/benchmarks.md), past what 2 cores allow.
-  # fp32 + channels-last (fer-train's default for EfficientNet: bf16 was slower, 6.8 vs 4.7 s a step)
-  start $R/teacher_effb3_48 $R/teacher_effb3_48.log teacher --backbone efficientnet_b3 --epochs 20 \
-      --input-size 48 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
+round3)  # teacher 3 (another family)
+  teacher b3
   wait
   ;;
 round4)  # started 2026-12-01 (fifth working period): a fourth teacher of another family, cheap per CPU-hour
-  # fervgg_s (training/fer_vgg.py): the VGG-style net of the issue's probe (66.5% val in 12 epochs, 35 min),
-  # 1.2M parameters, 3x3 maps at the last stage for 48 px; bf16 autocast + channels-last (fer-train's default
-  # for the vgg family): 4.2 min an epoch on one core with the other core busy. Same recipe as the others,
-  # 30 epochs (its epochs cost a tenth of the ResNet50's).
-  mkdir -p $R
-  start $R/teacher_fervgg_s_48 $R/teacher_fervgg_s_48.log teacher --backbone fervgg_s --epochs 30 \
-      --input-size 48 --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
+  teacher vgg
   wait
   ;;
 probe-arch)  # started 2026-12-02 (seventh working period): the student's stride layout, per CPU-hour (issue 10 §4).
@@ -141,38 +156,12 @@ probe-arch)  # started 2026-12-02 (seventh working period): the student's stride
   # native cost; taking the stride out of the last strided stage instead (--last-stride 1, native stem) gives the
   # same 3x3 maps for 0.90 s a training step against 1.98 s (and 3.09 against 4.19 ms a face in onnxruntime), both
   # measured beside two trainings (docs/decisions.md). The same run with that layout (same recipe, seed, 20 epochs,
-  # no distillation) decides the grid's layout by grid.sh's rule. It takes the 40-epoch probe's core; that probe
-  # (paused with SIGSTOP if it was running) goes on when this one has finished.
+  # no distillation) decided the grid's layout by the rule of docs/decisions.md: best val 0.5174 against 0.5754,
+  # so stem 1 stays (training/recipes/grid.txt). `pipeline` does not re-run it.
   mkdir -p $R/students
   start $R/students/l1-48-none_s1337 $R/students/l1-48-none_s1337.log student --distill none \
       --config-name l1-48-none --epochs 20 --input-size 48 --last-stride 1 --lr 2e-3 --seed 1337 "${AUG[@]}" \
       "${COMMON[@]}"
-  wait
-  # (started by another stage: wait for it here too; a run that stopped unfinished is reported, not waited for)
-  while [ ! -f $R/students/l1-48-none_s1337/summary.json ]; do
-    training_of $R/students/l1-48-none_s1337 > /dev/null \
-        || { echo "probe-arch: l1-48-none_s1337 stopped unfinished: see its log" >&2; break; }
-    sleep ${RECIPE_POLL_S:-60}
-  done
-  if pids=$(training_of $R/students/s1-48-kd-rn18-e40_s1337); then kill -CONT $pids; fi
-  ;;
-probe-epochs)  # started 2026-12-01 (sixth working period): are 20 epochs enough for the student? The 20-epoch KD
-  # student (s1-48-kd-rn18_s1337) ended with train accuracy 0.612 (augmented batches) and val 0.612, val
-  # still rising as the cosine schedule ran out: under-trained, not over-fitted. The same run (teacher,
-  # seed, recipe) with 40 epochs measures what a longer schedule buys before the three-seed grid is fixed.
-  # It takes the EfficientNet-B3's core: the B3 waits until the ResNet50 has finished (a B3 paused by
-  # SIGSTOP is continued; one not running is resumed with round3), so two trainings run at a time.
-  # Since the seventh working period probe-arch (half the cost) runs first in the same slot.
-  mkdir -p $R/students
-  (
-    "$0" probe-arch
-    start $R/students/s1-48-kd-rn18-e40_s1337 $R/students/s1-48-kd-rn18-e40_s1337.log student --distill kd \
-        --alpha 0.5 --temperature 2 --teacher $R/teacher_resnet18_48 --config-name s1-48-kd-rn18-e40 --epochs 40 \
-        --input-size 48 --stem-stride 1 --lr 2e-3 --seed 1337 "${KD_AUG[@]}" "${COMMON[@]}"
-    wait
-  ) &
-  until [ -f $R/teacher_resnet50_48/summary.json ]; do sleep ${RECIPE_POLL_S:-60}; done
-  if pids=$(training_of $R/teacher_effb3_48); then kill -CONT $pids; else "$0" round3; fi
   wait
   ;;
 ensembles)  # after finish-teacher of every teacher: the design's ensembles (pairwise 0.7/0.3, equal split, val-weighted;
@@ -208,17 +197,30 @@ students)  # the issue's students: none / KD (alpha 0.5, T 2) / DKD (alpha 0.5, 
   done
   wait
   ;;
-after-teachers)  # hands-free from here: finish-teacher for each teacher as it finishes (once; again for one
-  # finished before BN recalibration / flip TTA, once no unfinished student distils from it); while a teacher
-  # still trains and a core is free, the no-distillation seeds (they need no teacher; only once grid.sh's rule has
-  # fixed their length, i.e. once the 40-epoch probe has finished: until then the core waits); when every
-  # teacher has finished, the ensembles and then the students from the ensemble with the best val accuracy
-  # (fer-train pick-ensemble; ties: lower val NLL), TAG = its name without "ens_sharp_" (e.g. val4), and
-  # beside them `nl_negl_cpu.sh chain ENS TAG` (issue 14's phases 2-4, each gated on the last).
+pipeline)  # hands-free, from an empty runs/ or from wherever the runs stand, two trainings at a time (counting
+  # every fer-train teacher / student on the machine): the teachers in T_ORDER as cores free up; finish-teacher
+  # for each as it finishes (once; again for one finished before BN recalibration / flip TTA, once no unfinished
+  # student distils from it); once every teacher has started, the no-distillation seeds in a free core (they
+  # need no teacher); when every teacher has finished, the ensembles and then the students from the ensemble
+  # with the best val accuracy (fer-train pick-ensemble; ties: lower val NLL), TAG = its name without
+  # "ens_sharp_" (e.g. val4), and beside them `nl_negl_cpu.sh chain ENS TAG` (issue 14's phases 2-4, each
+  # gated on the last).
+  grid_require
+  mkdir -p $R/students
   while :; do
-    waiting=0
-    for t in "${T4[@]}"; do
-      if [ ! -f "$t/summary.json" ]; then waiting=1; continue; fi
+    waiting=0 unstarted=0
+    for n in "${T_ORDER[@]}"; do
+      t=$(teacher_dir $n)
+      if [ ! -f "$t/summary.json" ]; then
+        waiting=1
+        training_of "$t" > /dev/null && continue
+        if [ "$(running)" -lt 2 ]; then
+          echo "$(date): starting teacher $t"; teacher $n; sleep ${RECIPE_SETTLE_S:-2}
+        else
+          unstarted=1
+        fi
+        continue
+      fi
       teacher_current "$t" && continue
       # a teacher finished before flip TTA / BN recalibration is redone, but not while an unfinished student
       # distils from its soft labels (the student's resume checks that its teacher's arrays did not change)
@@ -226,9 +228,9 @@ after-teachers)  # hands-free from here: finish-teacher for each teacher as it f
       "$0" finish-teacher "$t"
     done
     [ $waiting = 0 ] && break
-    # wait before counting: stages started together with this one need a moment to launch their trainings
     sleep ${RECIPE_POLL_S:-120}
-    if [ "$(running)" -lt 2 ] && grid_decide; then
+    # a core left free while a teacher trains (every teacher has started): a no-distillation seed
+    if [ $unstarted = 0 ] && [ "$(running)" -lt 2 ]; then
       for seed in 1337 2025 42; do
         out=$R/students/$(student_name none)_s$seed
         [ -f $out/metrics_test.json ] || training_of "$out" > /dev/null && continue
@@ -301,7 +303,7 @@ install)  # the app's default model: a model folder (fp16) written by export
 status)  # epochs done, best val and hours left of every run (fer-train status, from their files), and the grid
   $FT status $R/teacher_*/ $R/students/*/
   echo
-  if grid_decide > /dev/null; then cat $GRID_RECORD; else echo "grid: not decided (waits for $GRID_ARCH_PROBE and $GRID_PROBE)"; fi
+  grid_require; cat $GRID_RECORD
   ;;
 *) echo "unknown stage $1" >&2; exit 2 ;;
 esac
