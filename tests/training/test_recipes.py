@@ -433,7 +433,7 @@ TEACHER_ARGS = {  # the recipe of every teacher: what docs/results.md reports th
     "teacher_fervgg_s_48": "--backbone fervgg_s --epochs 30 --input-size 48 --lr 2e-3 --seed 1337",
     "teacher_resnet18_48": "--backbone resnet18 --epochs 24 --input-size 48 --stem-stride 2 --lr 2e-3 --seed 1337",
     "teacher_effb3_48": "--backbone efficientnet_b3 --epochs 20 --input-size 48 --lr 2e-3 --seed 1337",
-    "teacher_resnet50_48": "--backbone resnet50 --epochs 20 --input-size 48 --stem-stride 2 --lr 2e-3 --seed 1337",
+    "teacher_resnet50_48": "--backbone resnet50 --epochs 20 --input-size 48 --lr 2e-3 --seed 1337",  # native stem
 }
 
 
@@ -449,6 +449,7 @@ def test_resume_rebuilds_everything_from_an_empty_runs_folder_two_trainings_at_a
     assert [c.split("--out runs/sharp/")[1] for c in teachers] == list(TEACHER_ARGS)
     for c in teachers:
         assert TEACHER_ARGS[c.split("--out runs/sharp/")[1]] in c
+        assert ("--stem-stride 2" in c) == ("resnet18" in c)
         assert "--random-erasing 0.25 --label-smoothing 0.1 --warmup-epochs 1 --index runs/index" in c
     live = peak = 0
     for c in calls:  # the stand-in logs a teacher when it starts and "end" when it ends

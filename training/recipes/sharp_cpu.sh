@@ -41,10 +41,13 @@ teacher_dir() {
 }
 teacher_args() {
   case $1 in
-    # ResNet18 / ResNet50 with stem stride 2 (conv1 stride 2, no max-pool): 3x3 maps at the last stage for 48 px
-    # faces (the native stem leaves 2x2; ResNet50: 1439 s an epoch on one core against 735 native)
+    # ResNet18 with stem stride 2 (conv1 stride 2, no max-pool): 3x3 maps at the last stage for 48 px faces (the
+    # native stem leaves 2x2)
     rn18) echo --backbone resnet18 --epochs 24 --input-size 48 --stem-stride 2 ;;
-    rn50) echo --backbone resnet50 --epochs 20 --input-size 48 --stem-stride 2 ;;
+    # ResNet50 with its native stem (2x2 maps at the last stage) since the rebuild of 2026-12-02: stem 2, as the
+    # lost run had it, costs 20.0 s a step here against 8.8 (fp32; about 23 core-hours for 20 epochs against 9),
+    # docs/decisions.md
+    rn50) echo --backbone resnet50 --epochs 20 --input-size 48 ;;
     # EfficientNet-B3 with its native stem (stride 2; 2x2 maps at the last stage for 48 px): stem 1 would give
     # 3x3 maps at about 4x the cost (70 min an epoch on one core, docs/benchmarks.md), past what 2 cores allow.
     # fp32 + channels-last (fer-train's default for EfficientNet: bf16 was slower, 6.8 vs 4.7 s a step)
@@ -62,9 +65,9 @@ teacher() {  # teacher NAME: start teacher NAME's training in the background (un
   start "$t" "$t.log" teacher "${args[@]}" --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
 }
 # the order in which `pipeline` starts them, cheapest first: on this machine since 2026-12-02 (AMD EPYC, AVX2, no
-# bf16 kernels: every net trains in fp32) fervgg_s takes 9.4 min an epoch (4.7 h for 30) and the ResNet50 71
-# (about 24 h for 20), so the cheap teachers finish first and the heavy ones wait for the cores they free
-# (or for a lent GPU)
+# bf16 kernels: every net trains in fp32) fervgg_s takes 9.4 min an epoch (4.7 h for 30), the others several
+# times that (docs/results.md), so the cheap teachers finish first and the heavy ones wait for the cores they
+# free (or for a lent GPU)
 T_ORDER=(vgg rn18 b3 rn50)
 # a teacher finished by finish-teacher as it is now (BN recalibration chosen on val, flip TTA soft labels)
 teacher_current() { [ -f "$1/bn_recalibration.json" ] && grep -qs '"tta": "flip"' "$1"/softlabels/*/alignment.json; }
