@@ -117,7 +117,10 @@ case "$1" in
   recalibrate-bn) printf '{\n  "chosen": "best_bn.pt"\n}\n' > "$2/bn_recalibration.json"; echo recalibrated > "$2/best_bn.pt" ;;
   export) mkdir -p "$2/export/fp32" "$2/export/fp16" ;;
   student) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/summary.json"; echo '{}' > "$out/metrics_test.json" ;;
-  gate) [ "$2" = nl-phase ] && printf '{\n  "stage": "nl-phase",\n  "status": "%s",\n  "items": [{"status": "GO"}]\n}\n' \
+  nl-testbed) out=${@: -1}; for a in "$@"; do case $a in */smoke_*) out=$a ;; esac; done
+              mkdir -p "$out"; echo '{}' > "$out/nl_testbed.json" ;;
+  gate) [ "$2" = nl-negl ] && [ "$3" = "${FAKE_SMOKE_NO_GO:-}" ] && exit 1
+        [ "$2" = nl-phase ] && printf '{\n  "stage": "nl-phase",\n  "status": "%s",\n  "items": [{"status": "GO"}]\n}\n' \
           "${FAKE_GATE:-GO}" > "$3/gate_nl_phase.json" ;;
 esac
 exit 0
@@ -278,7 +281,9 @@ def test_nl_chain_runs_the_three_phases_in_order_each_on_the_previous_gate(tmp_p
     assert [g.split()[2].rsplit("/", 1)[-1] for g in gates] == [f"{n}_s1337" for n in NL_CONFIGS]
     for g, plain in zip(gates, ("s1-48-kd-val4", "s1-48-kd-val4", "s1-48-dkd-val4")):
         assert g.count("--baseline") == 3 and all(f"{plain}_s{s}" in g for s in (1337, 2025, 42))
-    # no run of a phase starts before the previous phase's gate
+    # phase 1's four gates come before any full NL run; no run of a phase starts before the previous phase's gate
+    smoke = [i for i, c in enumerate(calls) if c.startswith("gate nl-negl")]
+    assert len(smoke) == 4 and max(smoke) < min(calls.index(c) for c in nl)
     for phase, gate in zip(NL_CONFIGS[1:], gates):
         assert min(calls.index(c) for c in nl if f"--config-name {phase} " in c) > calls.index(gate)
     for c in nl:
@@ -289,6 +294,24 @@ def test_nl_chain_runs_the_three_phases_in_order_each_on_the_previous_gate(tmp_p
         assert ("--distill dkd --alpha 0.5 --beta 4" in c) == ("--config-name s1-48-dkd" in c)
     agg = [c for c in calls if c.startswith("aggregate ")]
     assert len(agg) == 1 and agg[0].count("--compare") == 4 and agg[0].count("runs/sharp/students/") == 15
+
+
+def test_nl_chain_runs_phase_1_first_and_stops_at_its_no_go(tmp_path):
+    """Phase 1 (the four testbeds, as runs/ lost them) runs in the chain before any full NL run, skipped where
+    done; a testbed's NO-GO leaves phases 2-4 unstarted."""
+    root = _repo_copy(tmp_path)
+    _plain_students(root)
+    done = root / "runs" / "nl" / "smoke_adamw_kd"
+    done.mkdir(parents=True)
+    (done / "nl_testbed.json").write_text("{}")
+    calls, out = _run(root, tmp_path, "nl_negl_cpu.sh", "chain", "runs/sharp/ens_sharp_val4", "val4",
+                      env={"FAKE_SMOKE_NO_GO": "runs/nl/smoke_nl_meta_kd"})
+    testbeds = [c.split("--out ")[1].split()[0] for c in calls if c.startswith("nl-testbed ")]
+    assert testbeds == ["runs/nl/smoke_nl_local_kd", "runs/nl/smoke_nl_meta_kd", "runs/nl/smoke_nl_local_kd_negl"]
+    gates = [c.split()[2] for c in calls if c.startswith("gate nl-negl")]
+    assert gates == [f"runs/nl/{n}" for n in ("smoke_adamw_kd", "smoke_nl_local_kd", "smoke_nl_meta_kd",
+                                               "smoke_nl_local_kd_negl")]
+    assert "phase 1 NO-GO" in out and not [c for c in calls if c.startswith("student ")]
 
 
 def test_nl_chain_stops_at_a_no_go(tmp_path):
@@ -465,7 +488,7 @@ def test_resume_rebuilds_everything_from_an_empty_runs_folder_two_trainings_at_a
     # the no-distillation seeds wait for every teacher to have started (the teachers are the critical path)
     first_student = min(i for i, c in enumerate(calls) if c.startswith("student "))
     assert first_student > calls.index(teachers[-1])
-    assert len([c for c in calls if "--optimizer nl" in c]) == 9
+    assert len([c for c in calls if c.startswith("student ") and "--optimizer nl" in c]) == 9
 
 
 def test_probe_arch_trains_the_last_stride_student_it_reports(tmp_path):

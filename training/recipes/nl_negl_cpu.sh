@@ -6,7 +6,7 @@
 #        NL meta (K 4), and NL local + NegL (training/configs/negl/default.json, confusion of the teacher's val).
 #        Each writes testbed_log.csv / memory_trace.csv / nl_testbed.json in runs/nl/<name>; a finished
 #        testbed is skipped when the stage is run again, an unfinished one is redone.
-# gate:  fer-train gate nl-negl on each testbed folder.
+# gate:  fer-train gate nl-negl on each testbed folder (exit 1 unless all four are GO).
 # Phases 2-4 are full student runs, the recipe of `sharp_cpu.sh students ENS TAG` (48 px, T 2 from the chosen
 # ensemble ENS; the stride layout and length that grid.sh decided, named like the plain students, e.g.
 # l1-48-kd-TAG-e40-nl; s1-48-... below stands for that prefix) with --optimizer nl (local mode), everything else
@@ -20,9 +20,10 @@
 # gate-phase P TAG: fer-train gate nl-phase on phase P's seed-1337 run against its plain seeds (those that
 #        finished; two or more are needed), written to that run's gate_nl_phase.json.
 # chain ENS TAG: hands-free, two trainings at a time (counting every fer-train teacher / student on the machine):
-#        waits until every plain student of `sharp_cpu.sh students ENS TAG` has started (they come first), then runs
-#        phase 2's three seeds; judges a phase once its seed-1337 run and two plain seeds have finished; starts the
-#        next phase only on GO (a NO-GO stops the chain there, recorded in the run); ends with `compare`.
+#        waits until every plain student of `sharp_cpu.sh students ENS TAG` has started (they come first), runs
+#        phase 1 (smoke, unless done) in a free core and stops on its gate's NO-GO, then phase 2's three seeds;
+#        judges a phase once its seed-1337 run and two plain seeds have finished; starts the next phase only on
+#        GO (a NO-GO stops the chain there, recorded in the run); ends with `compare`.
 # compare TAG: fer-train aggregate of the plain and NL students (mean, std, bootstrap CIs), paired: NL+KD vs KD,
 #        NL+KD+NegL vs KD and vs NL+KD (what NegL adds), NL+DKD+NegL vs DKD -> runs/nl/results_summary_nl_TAG.csv
 set -euo pipefail
@@ -96,6 +97,7 @@ gate_phase() {  # gate_phase P TAG
   read -ra base <<< "$(finished_plain "$1" "$2" | tr '\n' ' ')"
   $FT gate nl-phase $run "${base[@]}" || true
 }
+TESTBEDS=(smoke_adamw_kd smoke_nl_local_kd smoke_nl_meta_kd smoke_nl_local_kd_negl)  # phase 1, as smoke makes them
 case "${1:?stage}" in
 smoke)
   mkdir -p $N
@@ -105,8 +107,10 @@ smoke)
   tb smoke_nl_local_kd_negl --optimizer nl --inner local \
       --negl-config $NEGL --negl-confusion $T
   ;;
-gate)
-  for d in $N/smoke_*/; do echo "== $d"; $FT gate nl-negl "$d" || true; done
+gate)  # exit 1 when a testbed is missing or any is NO-GO
+  rc=0
+  for name in "${TESTBEDS[@]}"; do echo "== $N/$name"; $FT gate nl-negl "$N/$name" || rc=1; done
+  exit $rc
   ;;
 phase)
   p=${2:?phase 2, 3 or 4}; ens=${3:?ensemble folder (as for sharp_cpu.sh students)}; tag=${4:?its TAG}
@@ -122,6 +126,11 @@ chain)
   for s in "${SEEDS[@]}"; do for p in 2 4; do
     until [ -f $S/$(plain_name $p "$tag")_s$s.log ]; do sleep $POLL; done
   done; done
+  # phase 1, the testbeds (redone where runs/ lost them), in a core the plain students leave free, then their
+  # gate: a NO-GO stops the chain before any full NL run
+  until [ "$(running)" -lt 2 ]; do sleep $POLL; done
+  "$0" smoke
+  if ! "$0" gate; then echo "phase 1 NO-GO (nl_negl_cpu.sh gate): phase 2 and later not started"; exit 0; fi
   declare -A starts=()
   while :; do
     pending=0
