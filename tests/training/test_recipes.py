@@ -109,8 +109,9 @@ FAKE_FER_TRAIN = """#!/usr/bin/env bash
 echo "$*" >> "$FAKE_LOG"
 case "$1" in
   index) mkdir -p "${@: -1}"; echo > "${@: -1}/index.csv" ;;
-  teacher) out=${@: -1}; sleep "${FAKE_TEACHER_S:-0}"; mkdir -p "$out"; echo '{}' > "$out/summary.json"
-           echo "end $out" >> "$FAKE_LOG" ;;
+  teacher) out=${@: -1}; sleep "${FAKE_TEACHER_S:-0}"; mkdir -p "$out"
+           [ "$out" = "${FAKE_TEACHER_CRASH:-}" ] && exit 1  # stops unfinished, as a crash would
+           echo '{}' > "$out/summary.json"; echo "end $out" >> "$FAKE_LOG" ;;
   ensemble) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/ensemble.json" ;;
   pick-ensemble|pick-student) for a in "$@"; do case $a in */ens_*|*/students/*) last=$a ;; esac; done; echo "${last%/}" ;;
   softlabels) mkdir -p "$2/softlabels/x"; echo '{"producer": {"tta": "flip"}}' > "$2/softlabels/x/alignment.json" ;;
@@ -498,3 +499,22 @@ def test_probe_arch_trains_the_last_stride_student_it_reports(tmp_path):
     assert len(calls) == 1 and calls[0].startswith("student --distill none --config-name l1-48-none --epochs 20 ")
     assert "--last-stride 1" in calls[0] and "--stem-stride" not in calls[0] and "--seed 1337" in calls[0]
     assert calls[0].endswith("--out runs/sharp/students/l1-48-none_s1337")
+
+
+def test_pipeline_stops_on_a_teacher_that_crashes_three_times(tmp_path):
+    """A teacher that keeps stopping unfinished is not restarted forever: after three starts the pipeline
+    stops with a message naming its log (the other teachers it started meanwhile finish)."""
+    root = _repo_copy(tmp_path)
+    fake = tmp_path / "fake-ft"
+    fake.write_text(FAKE_FER_TRAIN)
+    fake.chmod(0o755)
+    log = tmp_path / "calls.log"
+    proc = subprocess.run(["bash", str(root / "training" / "recipes" / "sharp_cpu.sh"), "pipeline"],
+                          capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log),
+                               "RECIPE_POLL_S": "1", "RECIPE_SETTLE_S": "0",
+                               "FAKE_TEACHER_CRASH": "runs/sharp/teacher_resnet18_48"})
+    assert proc.returncode == 1 and "teacher_resnet18_48 did not finish in 3 starts" in proc.stderr
+    calls = log.read_text().splitlines()
+    assert len([c for c in calls if c.startswith("teacher ") and "teacher_resnet18_48" in c]) == 3
+    assert not [c for c in calls if c.startswith("ensemble ")]

@@ -210,6 +210,7 @@ pipeline)  # hands-free, from an empty runs/ or from wherever the runs stand, tw
   # gated on the last).
   grid_require
   mkdir -p $R/students
+  declare -A starts=()
   while :; do
     waiting=0 unstarted=0
     for n in "${T_ORDER[@]}"; do
@@ -218,6 +219,9 @@ pipeline)  # hands-free, from an empty runs/ or from wherever the runs stand, tw
         waiting=1
         training_of "$t" > /dev/null && continue
         if [ "$(running)" -lt 2 ]; then
+          # a teacher that stopped unfinished three times is broken, not interrupted: stop and name its log
+          if [ "${starts[$n]:-0}" -ge 3 ]; then echo "$t did not finish in 3 starts: see $t.log" >&2; exit 1; fi
+          starts[$n]=$(( ${starts[$n]:-0} + 1 ))
           echo "$(date): starting teacher $t"; teacher $n; sleep ${RECIPE_SETTLE_S:-2}
         else
           unstarted=1
