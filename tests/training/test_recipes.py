@@ -456,15 +456,15 @@ def test_an_l1_record_gives_every_grid_student_the_last_stride_layout(tmp_path):
 TEACHER_ARGS = {  # the recipe of every teacher: what docs/results.md reports them with
     "teacher_fervgg_s_48": "--backbone fervgg_s --epochs 30 --input-size 48 --lr 2e-3 --seed 1337",
     "teacher_resnet18_48": "--backbone resnet18 --epochs 24 --input-size 48 --stem-stride 2 --lr 2e-3 --seed 1337",
-    "teacher_effb3_48": "--backbone efficientnet_b3 --epochs 20 --input-size 48 --lr 2e-3 --seed 1337",
     "teacher_resnet50_48": "--backbone resnet50 --epochs 20 --input-size 48 --lr 2e-3 --seed 1337",  # native stem
+    "teacher_effb3_48": "--backbone efficientnet_b3 --epochs 20 --input-size 48 --lr 2e-3 --seed 1337",
 }
 
 
 @pytest.mark.skipif(shutil.which("pgrep") is None, reason="needs pgrep")
 def test_resume_rebuilds_everything_from_an_empty_runs_folder_two_trainings_at_a_time(tmp_path):
     """runs/ was lost once (2026-12-02): `resume` on an empty folder builds the index, trains the four teachers
-    in T_ORDER (the cheapest first), never more than two trainings at once, finishes each, builds the
+    in T_ORDER, never more than two trainings at once, finishes each, builds the
     ensembles and starts every student and the NL chain, all from that one command."""
     root = _repo_copy(tmp_path)
     calls, _ = _run(root, tmp_path, "sharp_cpu.sh", "resume", env={"FAKE_TEACHER_S": "2"})

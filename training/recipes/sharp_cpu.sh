@@ -64,11 +64,12 @@ teacher() {  # teacher NAME: start teacher NAME's training in the background (un
   mkdir -p $R
   start "$t" "$t.log" teacher "${args[@]}" --lr 2e-3 --seed 1337 "${AUG[@]}" "${COMMON[@]}"
 }
-# the order in which `pipeline` starts them, cheapest first: on this machine since 2026-12-02 (AMD EPYC, AVX2, no
-# bf16 kernels: every net trains in fp32) fervgg_s takes 9.4 min an epoch (4.7 h for 30), the others several
-# times that (docs/results.md), so the cheap teachers finish first and the heavy ones wait for the cores they
-# free (or for a lent GPU)
-T_ORDER=(vgg rn18 b3 rn50)
+# the order in which `pipeline` starts them, on this machine since 2026-12-02 (AMD EPYC, AVX2, no bf16 kernels:
+# every net trains in fp32; core-hours from the runs and benchmarks/train_step_cost.py, docs/results.md):
+# fervgg_s about 5, the ResNet18 about 10, then the longer of the two heavy ones first (ResNet50 native about 11,
+# EfficientNet-B3 about 8) in the core the fervgg_s frees, so that the four end as early as they can (about
+# 16 and 18 hours in, against 13 and 21 the other way round)
+T_ORDER=(vgg rn18 rn50 b3)
 # a teacher finished by finish-teacher as it is now (BN recalibration chosen on val, flip TTA soft labels)
 teacher_current() { [ -f "$1/bn_recalibration.json" ] && grep -qs '"tta": "flip"' "$1"/softlabels/*/alignment.json; }
 # the checkpoint fer-train recalibrate-bn chose on val for run folder $1 (best.pt or best_bn.pt)
