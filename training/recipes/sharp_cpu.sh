@@ -49,13 +49,13 @@ teacher_args() {
     # docs/decisions.md
     rn50) echo --backbone resnet50 --epochs 20 --input-size 48 ;;
     # EfficientNet-B3 with its native stem (stride 2; 2x2 maps at the last stage for 48 px): stem 1 would give
-    # 3x3 maps at about 4x the cost (70 min an epoch on one core, docs/benchmarks.md), past what 2 cores allow.
-    # fp32 + channels-last (fer-train's default for EfficientNet: bf16 was slower, 6.8 vs 4.7 s a step)
+    # 3x3 maps at about 4x the cost (70 min an epoch on one core of the Xeon, docs/benchmarks.md), past what 2
+    # cores allow. fp32 + channels-last (fer-train's default for EfficientNet: bf16 was slower there, 6.8 vs 4.7 s)
     b3) echo --backbone efficientnet_b3 --epochs 20 --input-size 48 ;;
     # fervgg_s (training/fer_vgg.py): the VGG-style net of the issue's probe (66.5% val in 12 epochs, 35 min),
-    # 1.2M parameters, 3x3 maps at the last stage for 48 px; bf16 autocast + channels-last (fer-train's default
-    # for the vgg family): 4.2 min an epoch on one core with the other core busy; 30 epochs (its epochs cost a
-    # tenth of the ResNet50's)
+    # 1.2M parameters, 3x3 maps at the last stage for 48 px; channels-last, bf16 autocast where the CPU has bf16
+    # kernels (fer-train's default for the vgg family: 4.2 min an epoch on one core of the Xeon, 9.4 in fp32 on
+    # the AMD machine since 2026-12-02); 30 epochs
     vgg) echo --backbone fervgg_s --epochs 30 --input-size 48 ;;
   esac
 }
@@ -207,7 +207,7 @@ pipeline)  # hands-free, from an empty runs/ or from wherever the runs stand, tw
   # student distils from it); once every teacher has started, the no-distillation seeds in a free core (they
   # need no teacher); when every teacher has finished, the ensembles and then the students from the ensemble
   # with the best val accuracy (fer-train pick-ensemble; ties: lower val NLL), TAG = its name without
-  # "ens_sharp_" (e.g. val4), and beside them `nl_negl_cpu.sh chain ENS TAG` (issue 14's phases 2-4, each
+  # "ens_sharp_" (e.g. val4), and beside them `nl_negl_cpu.sh chain ENS TAG` (issue 14's phases 1-4, each
   # gated on the last).
   grid_require
   mkdir -p $R/students
