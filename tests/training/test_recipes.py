@@ -139,19 +139,30 @@ def _repo_copy(tmp_path: Path) -> Path:
     return root
 
 
-def _run(root: Path, tmp_path: Path, recipe: str, *args: str, gate: str = "GO",
-         env: dict[str, str] | None = None) -> tuple[list[str], str]:
-    """Run a recipe stage with the stand-in fer-train; the calls it made (one line each) and its stdout."""
+def _stage(root: Path, tmp_path: Path, recipe: str, *args: str, gate: str = "GO",
+           env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run a recipe stage with the stand-in fer-train, which logs its calls to ``_calls(tmp_path)``."""
     fake = tmp_path / "fake-ft"
     fake.write_text(FAKE_FER_TRAIN)
     fake.chmod(0o755)
-    log = tmp_path / "calls.log"
-    proc = subprocess.run(["bash", str(root / "training" / "recipes" / recipe), *args],
-                          capture_output=True, text=True, timeout=180,
-                          env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log),
+    return subprocess.run(["bash", str(root / "training" / "recipes" / recipe), *args],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(tmp_path / "calls.log"),
                                "FAKE_GATE": gate, "RECIPE_POLL_S": "1", "RECIPE_SETTLE_S": "0", **(env or {})})
+
+
+def _calls(tmp_path: Path) -> list[str]:
+    """The stand-in fer-train's calls so far, one line each."""
+    log = tmp_path / "calls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def _run(root: Path, tmp_path: Path, recipe: str, *args: str, gate: str = "GO",
+         env: dict[str, str] | None = None) -> tuple[list[str], str]:
+    """Run a recipe stage that must succeed; the calls it made and its stdout."""
+    proc = _stage(root, tmp_path, recipe, *args, gate=gate, env=env)
     assert proc.returncode == 0, proc.stderr
-    return log.read_text().splitlines(), proc.stdout
+    return _calls(tmp_path), proc.stdout
 
 
 def _grid(root: Path, arch: str = "s1", epochs: int = 20) -> None:
@@ -187,16 +198,9 @@ def test_pipeline_keeps_a_teacher_s_soft_labels_while_a_student_distils_from_the
     probe = sharp / "students" / "s1-48-kd-rn18-e40_s1337"
     probe.mkdir(parents=True)
     (probe / "args.json").write_text('{"teacher": [\n    "runs/sharp/teacher_resnet18_48"\n  ]}')
-    fake = tmp_path / "fake-ft"
-    fake.write_text(FAKE_FER_TRAIN)
-    fake.chmod(0o755)
-    log = tmp_path / "calls.log"
     with pytest.raises(subprocess.TimeoutExpired):
-        subprocess.run(["bash", str(root / "training" / "recipes" / "sharp_cpu.sh"), "pipeline"],
-                       capture_output=True, text=True, timeout=8,
-                       env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log),
-                            "RECIPE_POLL_S": "1", "RECIPE_SETTLE_S": "0"})
-    calls = log.read_text().splitlines() if log.exists() else []
+        _stage(root, tmp_path, "sharp_cpu.sh", "pipeline", timeout=8)
+    calls = _calls(tmp_path)
     assert not [c for c in calls if "teacher_resnet18_48" in c or c.startswith("ensemble")], calls
     assert not [c for c in calls if c.startswith("teacher")], calls  # all four have finished
     students = [_config_seed(c) for c in calls if c.startswith("student")]
@@ -374,15 +378,9 @@ def test_no_student_starts_without_a_valid_grid_record(tmp_path, record):
         path.write_text(record)
     else:
         path.unlink()
-    fake = tmp_path / "fake-ft"
-    fake.write_text(FAKE_FER_TRAIN)
-    fake.chmod(0o755)
-    log = tmp_path / "calls.log"
-    proc = subprocess.run(["bash", str(root / "training" / "recipes" / "sharp_cpu.sh"), "students",
-                           "runs/sharp/ens_sharp_val4", "val4"], capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log)})
+    proc = _stage(root, tmp_path, "sharp_cpu.sh", "students", "runs/sharp/ens_sharp_val4", "val4", timeout=60)
     assert proc.returncode == 1 and "grid: " in proc.stderr and "grid.txt" in proc.stderr
-    assert not log.exists()
+    assert not (tmp_path / "calls.log").exists()
 
 
 def test_nl_chain_follows_a_40_epoch_grid(tmp_path):
@@ -505,16 +503,9 @@ def test_pipeline_stops_on_a_teacher_that_crashes_three_times(tmp_path):
     """A teacher that keeps stopping unfinished is not restarted forever: after three starts the pipeline
     stops with a message naming its log (the other teachers it started meanwhile finish)."""
     root = _repo_copy(tmp_path)
-    fake = tmp_path / "fake-ft"
-    fake.write_text(FAKE_FER_TRAIN)
-    fake.chmod(0o755)
-    log = tmp_path / "calls.log"
-    proc = subprocess.run(["bash", str(root / "training" / "recipes" / "sharp_cpu.sh"), "pipeline"],
-                          capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "FER_TRAIN": str(fake), "FAKE_LOG": str(log),
-                               "RECIPE_POLL_S": "1", "RECIPE_SETTLE_S": "0",
-                               "FAKE_TEACHER_CRASH": "runs/sharp/teacher_resnet18_48"})
+    proc = _stage(root, tmp_path, "sharp_cpu.sh", "pipeline", timeout=120,
+                  env={"FAKE_TEACHER_CRASH": "runs/sharp/teacher_resnet18_48"})
     assert proc.returncode == 1 and "teacher_resnet18_48 did not finish in 3 starts" in proc.stderr
-    calls = log.read_text().splitlines()
+    calls = _calls(tmp_path)
     assert len([c for c in calls if c.startswith("teacher ") and "teacher_resnet18_48" in c]) == 3
     assert not [c for c in calls if c.startswith("ensemble ")]

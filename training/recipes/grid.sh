@@ -8,9 +8,8 @@
 # l1-48-...), the length when it is not the design's 20 (s1-48-kd-val4-e40), so that runs of different
 # layouts or lengths never share a name in an aggregate.
 GRID_RECORD=${GRID_RECORD:-training/recipes/grid.txt}
-grid_decide() { [ -f "$GRID_RECORD" ]; }  # true once the record exists (it is committed)
 grid_require() {  # stop with a message when the record is missing or incomplete: nothing may start without it
-  grid_decide || { echo "grid: no record $GRID_RECORD: the students' layout and epoch count are unknown" >&2; exit 1; }
+  [ -f "$GRID_RECORD" ] || { echo "grid: no record $GRID_RECORD: the students' layout and epoch count are unknown" >&2; exit 1; }
   case $(sed -n 's/^arch=//p' "$GRID_RECORD") in s1|l1) ;; *)
     echo "grid: $GRID_RECORD: arch must be s1 or l1" >&2; exit 1 ;; esac
   grep -qE '^epochs=[1-9][0-9]*$' "$GRID_RECORD" || { echo "grid: $GRID_RECORD: no epochs=N line" >&2; exit 1; }

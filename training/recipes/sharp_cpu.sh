@@ -21,8 +21,6 @@ AUG=(--random-erasing 0.25 --label-smoothing 0.1 --warmup-epochs 1)
 # KD / DKD students: the same without label smoothing (their losses use plain CE: the teacher's soft targets
 # already take its place, and fer-train student refuses --label-smoothing with distillation)
 KD_AUG=(--random-erasing 0.25 --warmup-epochs 1)
-# every teacher the ensembles use (rounds 1-4)
-T4=($R/teacher_resnet18_48 $R/teacher_resnet50_48 $R/teacher_effb3_48 $R/teacher_fervgg_s_48)
 # start a run unless it finished (summary.json, written after its final evaluation) or one is already
 # training into the same folder (a stage can be re-run safely)
 # the pids of the $FT training (teacher or student) that writes into folder $1, if one runs (or is stopped); the
@@ -70,6 +68,8 @@ teacher() {  # teacher NAME: start teacher NAME's training in the background (un
 # EfficientNet-B3 about 8) in the core the fervgg_s frees, so that the four end as early as they can (about
 # 16 and 18 hours in, against 13 and 21 the other way round)
 T_ORDER=(vgg rn18 rn50 b3)
+# every teacher's folder (the ensembles use all four)
+T4=(); for n in rn18 rn50 b3 vgg; do T4+=("$(teacher_dir $n)"); done
 # a teacher finished by finish-teacher as it is now (BN recalibration chosen on val, flip TTA soft labels)
 teacher_current() { [ -f "$1/bn_recalibration.json" ] && grep -qs '"tta": "flip"' "$1"/softlabels/*/alignment.json; }
 # the checkpoint fer-train recalibrate-bn chose on val for run folder $1 (best.pt or best_bn.pt)
