@@ -116,8 +116,10 @@ case "$1" in
   pick-ensemble|pick-student) for a in "$@"; do case $a in */ens_*|*/students/*) last=$a ;; esac; done; echo "${last%/}" ;;
   softlabels) mkdir -p "$2/softlabels/x"; echo '{"producer": {"tta": "flip"}}' > "$2/softlabels/x/alignment.json" ;;
   recalibrate-bn) printf '{\n  "chosen": "best_bn.pt"\n}\n' > "$2/bn_recalibration.json"; echo recalibrated > "$2/best_bn.pt" ;;
-  export) mkdir -p "$2/export/fp32" "$2/export/fp16" ;;
-  student) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/summary.json"; echo '{}' > "$out/metrics_test.json" ;;
+  export) mkdir -p "$2/export/fp32" "$2/export/fp16"
+          for f in model.onnx model_card.json calibration.json classes.json; do echo "$2" > "$2/export/fp16/$f"; done ;;
+  student) out=${@: -1}; mkdir -p "$out"; echo '{}' > "$out/summary.json"; echo '{}' > "$out/metrics_test.json"
+           for f in args.json classes.json best.pt; do [ -f "$out/$f" ] || echo '{}' > "$out/$f"; done ;;
   nl-testbed) out=${@: -1}; for a in "$@"; do case $a in */smoke_*) out=$a ;; esac; done
               mkdir -p "$out"; echo '{}' > "$out/nl_testbed.json" ;;
   gate) [ "$2" = nl-negl ] && [ "$3" = "${FAKE_SMOKE_NO_GO:-}" ] && exit 1
@@ -509,3 +511,93 @@ def test_pipeline_stops_on_a_teacher_that_crashes_three_times(tmp_path):
     calls = _calls(tmp_path)
     assert len([c for c in calls if c.startswith("teacher ") and "teacher_resnet18_48" in c]) == 3
     assert not [c for c in calls if c.startswith("ensemble ")]
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("pgrep", "xz", "setsid", "sha256sum")),
+                    reason="needs pgrep, xz, setsid and sha256sum")
+def test_gpu_lease_carries_the_data_over_two_calls_and_brings_back_results_and_the_shipped_model(tmp_path):
+    """sharp_gpu.sh, as a lease would use it, with the stand-in fer-train and a tiny data set: `pack` splits
+    the data into parts that travel one per call; `run` starts nothing until every part is stashed, then
+    unpacks byte for byte, runs the CPU recipe with more trainings at once (all four teachers together),
+    aggregate and ship after it, and `collect` leaves the records and the chosen model folder in $OUT."""
+    import os
+    import tarfile
+
+    root = _repo_copy(tmp_path)
+    (root / "training" / "recipes" / "sharp_gpu.sh").chmod(0o755)
+    (root / ".gitignore").write_text("/.gpu/\n")
+    data = tmp_path / "shared" / "data"
+    faces = {f"fer2013/{split}/happy/{split}_{i}.jpg": os.urandom(3000) for split in ("train", "test") for i in range(4)}
+    faces["ckplus48/S005/a.png"] = os.urandom(500)
+    for rel, blob in faces.items():
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data / rel).write_bytes(blob)
+    (tmp_path / "wheels").mkdir()
+    dev, out = tmp_path / "device", tmp_path / "out"
+    env = {"GPU_WHEELS": str(tmp_path / "wheels"), "GPU_PART_BYTES": "12000", "GPU_WORK": str(dev),
+           "OUT": str(out), "GPU_POLL_S": "1", "GPU_SHIP_S": "0"}
+    packed = _stage(root, tmp_path, "sharp_gpu.sh", "pack", env=env)
+    assert packed.returncode == 0, packed.stderr
+    gpu = root / ".gpu"
+    parts = sorted(gpu.glob("fer2013.tar.xz.part-*"))
+    assert len(parts) >= 2 and "sharp_gpu.sh stash" in packed.stdout
+    later = tmp_path / "later"
+    later.mkdir()
+    for p in parts[1:]:  # the first call carries only the first part
+        p.rename(later / p.name)
+    first = _stage(root, tmp_path, "sharp_gpu.sh", "stash", env=env)
+    early = _stage(root, tmp_path, "sharp_gpu.sh", "run", "5", env=env)
+    assert first.returncode == 0 and early.returncode == 1 and "not every part is stashed" in early.stderr
+    assert _calls(tmp_path) == []  # nothing started
+    for p in later.iterdir():
+        p.rename(gpu / p.name)
+    try:
+        assert _stage(root, tmp_path, "sharp_gpu.sh", "stash", env=env).returncode == 0
+        proc = _stage(root, tmp_path, "sharp_gpu.sh", "run", "150", env={**env, "FAKE_TEACHER_S": "2"})
+    finally:  # nothing left running past the test
+        pid = dev / "pipeline.pid"
+        if pid.exists():
+            subprocess.run(["pkill", "-s", pid.read_text().strip()], capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    for rel, blob in faces.items():
+        assert (dev / "data" / rel).read_bytes() == blob
+    calls = _calls(tmp_path)
+    assert calls[0] == "--help"  # the lease checks that its fer-train starts before anything else
+    assert calls[1] == f"index --data {dev}/data/fer2013 --out runs/index"
+    live = peak = 0
+    for c in calls:
+        live += c.startswith("teacher ") - c.startswith("end ")
+        peak = max(peak, live)
+    assert peak == 4  # RECIPE_SLOTS 9: every teacher at once
+    assert len([c for c in calls if c.startswith("student ") and "--optimizer nl" not in c]) == 9
+    assert (dev / "pipeline.rc").read_text().strip() == "0" and (dev / "ship.rc").read_text().strip() == "0"
+    agg = [c for c in calls if c.startswith("aggregate ")]
+    ship = [c for c in calls if c.startswith("check-ckplus ")]
+    assert agg and ship and f"--data {dev}/data/ckplus48" in ship[0]
+    assert calls.index(agg[0]) > max(i for i, c in enumerate(calls) if c.startswith("student "))
+    with tarfile.open(out / "results.tar.gz") as tar:
+        names = tar.getnames()
+    assert "runs/index/index.csv" in names and "runs/sharp/ship.log" in names
+    assert not [n for n in names if n.endswith((".pt", ".onnx", ".npy"))]
+    model = out / "model"
+    # the ship check's verdict comes back with the model: install only on GO (sharp_cpu.sh install)
+    assert sorted(p.name for p in model.iterdir()) == ["calibration.json", "classes.json", "model.onnx",
+                                                        "model_card.json", "ship_check.txt"]
+    assert len(list(out.rglob("*.*"))) <= 8  # the device tool brings back at most 8 files
+    assert (model / "model.onnx").read_text().strip().startswith("runs/sharp/interim/mnv3-")
+
+
+def test_the_gpu_lease_s_fer_train_runs_this_repository_without_an_install(tmp_path):
+    """The device image has torch, timm and onnx but not this package: the lease's fer-train puts the
+    repository copy (and the carried wheels' folder) on sys.path. Its name keeps the recipes' process
+    matching (``fer-train (teacher|student) ... --out``) working."""
+    import os
+
+    env = {"GPU_WORK": str(tmp_path / "w"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    recipe = Path(__file__).resolve().parents[2] / "training" / "recipes" / "sharp_gpu.sh"
+    made = subprocess.run(["bash", str(recipe), "wrapper"], capture_output=True, text=True, env=env, timeout=60)
+    assert made.returncode == 0, made.stderr
+    wrapper = Path(made.stdout.strip())
+    assert wrapper.name == "fer-train" and os.access(wrapper, os.X_OK)
+    helped = subprocess.run([str(wrapper), "--help"], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert helped.returncode == 0 and "teacher" in helped.stdout, helped.stderr

@@ -36,6 +36,7 @@ N=runs/nl
 S=runs/sharp/students
 NEGL=training/configs/negl/default.json
 SEEDS=(1337 2025 42)
+SLOTS=${RECIPE_SLOTS:-2}  # trainings at a time, as in sharp_cpu.sh
 POLL=${RECIPE_POLL_S:-120}  # seconds between the chain's looks (tests use less)
 SETTLE=${RECIPE_SETTLE_S:-5}  # seconds for a started training to show in the count of running ones
 export OMP_NUM_THREADS=1
@@ -128,7 +129,7 @@ chain)
   done; done
   # phase 1, the testbeds (redone where runs/ lost them), in a core the plain students leave free, then their
   # gate: a NO-GO stops the chain before any full NL run
-  until [ "$(running)" -lt 2 ]; do sleep $POLL; done
+  until [ "$(running)" -lt "$SLOTS" ]; do sleep $POLL; done
   "$0" smoke
   if ! "$0" gate; then echo "phase 1 NO-GO (nl_negl_cpu.sh gate): phase 2 and later not started"; exit 0; fi
   declare -A starts=()
@@ -149,7 +150,7 @@ chain)
         [ -f $out/summary.json ] && continue
         pending=1
         is_running $out && continue
-        if [ "$(running)" -lt 2 ]; then
+        if [ "$(running)" -lt "$SLOTS" ]; then
           # a run that stopped unfinished three times is broken, not interrupted: stop and name its log
           if [ "${starts[$out]:-0}" -ge 3 ]; then echo "$out did not finish in 3 starts: see $out.log" >&2; exit 1; fi
           starts[$out]=$(( ${starts[$out]:-0} + 1 ))

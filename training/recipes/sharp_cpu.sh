@@ -14,6 +14,12 @@ FT=${FER_TRAIN:-fer-train}
 command -v "$FT" > /dev/null || { echo "$0: $FT not found: activate the venv (. .venv/bin/activate) or set FER_TRAIN" >&2; exit 2; }
 IDX=runs/index
 R=runs/sharp
+# trainings at a time (every fer-train teacher / student on the machine counts): one per core here; a lent GPU
+# runs more at once (training/recipes/sharp_gpu.sh sets it)
+SLOTS=${RECIPE_SLOTS:-2}
+# the data sets (read-only); the GPU lease unpacks its carried copy elsewhere
+FER2013=${FER2013_DIR:-../shared/data/fer2013}
+CKPLUS=${CKPLUS_DIR:-../shared/data/ckplus48}
 COMMON=(--index $IDX --batch-size 128 --weight-decay 0.05 --clip-grad 5 --threads 1 --no-progress --resume)
 # FER2013 recipe: flips, +-10 deg rotation, 0.9-1.1 zoom, 8% shifts, brightness/contrast (training.data.AugmentConfig),
 # random erasing 0.25, label smoothing 0.1, AdamW with a 1-epoch warm-up and cosine decay.
@@ -114,10 +120,10 @@ resume)  # the start of every working period, one command, from one session (CPU
   exec "$0" pipeline
   ;;
 index)
-  [ -f $IDX/index.csv ] || $FT index --data ../shared/data/fer2013 --out $IDX
+  [ -f $IDX/index.csv ] || $FT index --data "$FER2013" --out $IDX
   ;;
 round1)  # started 2026-12-01: the required ResNet18 teacher and the first no-distillation student seed
-  [ -f $IDX/index.csv ] || $FT index --data ../shared/data/fer2013 --out $IDX
+  [ -f $IDX/index.csv ] || $FT index --data "$FER2013" --out $IDX
   teacher rn18
   # the locked student with stem stride 1: the stride-32 trunk leaves 3x3 maps at 48 px instead of 2x2 (the
   # grid's no-distillation seed 1337, s1-48-none_s1337)
@@ -186,22 +192,22 @@ ensembles)  # after finish-teacher of every teacher: the design's ensembles (pai
 students)  # the issue's students: none / KD (alpha 0.5, T 2) / DKD (alpha 0.5, beta 4, T 2) from ENS (the ensemble
   # chosen on val, e.g. runs/sharp/ens_sharp_val3; TAG names it in the config, e.g. val3), seeds 1337 2025 42, the
   # recipe of round 1 (48 px, stem 1; 20 epochs, or 40 by grid.sh's rule). A finished run (metrics_test.json) is
-  # skipped, an unfinished one resumed; a job waits while two trainings (of any stage) are running, so the CPU
-  # stays at two.
+  # skipped, an unfinished one resumed; a job waits while SLOTS trainings (of any stage; two here) are running,
+  # so the CPU stays at two.
   ens=${2:?ensemble folder}; tag=${3:?short teacher name}
   grid_require
   for seed in 1337 2025 42; do
     for m in none kd dkd; do
       out=$R/students/$(student_name $m $tag)_s$seed
       [ -f $out/metrics_test.json ] && continue
-      while [ "$(running)" -ge 2 ]; do sleep ${RECIPE_POLL_S:-60}; done
+      while [ "$(running)" -ge "$SLOTS" ]; do sleep ${RECIPE_POLL_S:-60}; done
       student $m $seed $ens $tag
       sleep ${RECIPE_SETTLE_S:-2}  # let the new process show in the next count (tests: 0)
     done
   done
   wait
   ;;
-pipeline)  # hands-free, from an empty runs/ or from wherever the runs stand, two trainings at a time (counting
+pipeline)  # hands-free, from an empty runs/ or from wherever the runs stand, SLOTS (two) trainings at a time (counting
   # every fer-train teacher / student on the machine): the teachers in T_ORDER as cores free up; finish-teacher
   # for each as it finishes (once; again for one finished before BN recalibration / flip TTA, once no unfinished
   # student distils from it); once every teacher has started, the no-distillation seeds in a free core (they
@@ -219,7 +225,7 @@ pipeline)  # hands-free, from an empty runs/ or from wherever the runs stand, tw
       if [ ! -f "$t/summary.json" ]; then
         waiting=1
         training_of "$t" > /dev/null && continue
-        if [ "$(running)" -lt 2 ]; then
+        if [ "$(running)" -lt "$SLOTS" ]; then
           # a teacher that stopped unfinished three times is broken, not interrupted: stop and name its log
           if [ "${starts[$n]:-0}" -ge 3 ]; then echo "$t did not finish in 3 starts: see $t.log" >&2; exit 1; fi
           starts[$n]=$(( ${starts[$n]:-0} + 1 ))
@@ -238,7 +244,7 @@ pipeline)  # hands-free, from an empty runs/ or from wherever the runs stand, tw
     [ $waiting = 0 ] && break
     sleep ${RECIPE_POLL_S:-120}
     # a core left free while a teacher trains (every teacher has started): a no-distillation seed
-    if [ $unstarted = 0 ] && [ "$(running)" -lt 2 ]; then
+    if [ $unstarted = 0 ] && [ "$(running)" -lt "$SLOTS" ]; then
       for seed in 1337 2025 42; do
         out=$R/students/$(student_name none)_s$seed
         [ -f $out/metrics_test.json ] || training_of "$out" > /dev/null && continue
@@ -289,7 +295,7 @@ ship-check)  # issue 10's bar for the default, on the model folder itself (the F
   src=${2:?model folder}
   $FT check-model "$src" --index $IDX --split test --threads 1 --min-accuracy 0.66 --min-macro-f1 0.60 --max-ece 0.03 \
       | tee "$src/ship_check.txt" && rc=0 || rc=$?
-  $FT check-ckplus "$src" --data ../shared/data/ckplus48 --threads 1 | tee -a "$src/ship_check.txt"
+  $FT check-ckplus "$src" --data "$CKPLUS" --threads 1 | tee -a "$src/ship_check.txt"
   exit $rc
   ;;
 ship)  # the default by the rule of docs/decisions.md (fer-train pick-student over every student run: the distilled
