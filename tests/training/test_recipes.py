@@ -553,7 +553,9 @@ def test_gpu_lease_carries_the_data_over_two_calls_and_brings_back_results_and_t
         p.rename(gpu / p.name)
     try:
         assert _stage(root, tmp_path, "sharp_gpu.sh", "stash", env=env).returncode == 0
-        proc = _stage(root, tmp_path, "sharp_gpu.sh", "run", "150", env={**env, "FAKE_TEACHER_S": "2"})
+        # as in a rehearsal at toy size: the extra options reach every training, last, so they override
+        proc = _stage(root, tmp_path, "sharp_gpu.sh", "run", "150",
+                      env={**env, "FAKE_TEACHER_S": "2", "RECIPE_TRAIN_EXTRA": "--epochs 1 --max-steps-per-epoch 2"})
     finally:  # nothing left running past the test
         pid = dev / "pipeline.pid"
         if pid.exists():
@@ -570,6 +572,8 @@ def test_gpu_lease_carries_the_data_over_two_calls_and_brings_back_results_and_t
         peak = max(peak, live)
     assert peak == 4  # RECIPE_SLOTS 9: every teacher at once
     assert len([c for c in calls if c.startswith("student ") and "--optimizer nl" not in c]) == 9
+    trainings = [c for c in calls if c.startswith(("teacher ", "student "))]
+    assert len(trainings) == 4 + 9 + 9 and all(" --epochs 1 --max-steps-per-epoch 2 --out " in c for c in trainings)
     assert (dev / "pipeline.rc").read_text().strip() == "0" and (dev / "ship.rc").read_text().strip() == "0"
     agg = [c for c in calls if c.startswith("aggregate ")]
     ship = [c for c in calls if c.startswith("check-ckplus ")]

@@ -45,6 +45,8 @@ BASE=(--index $IDX --teacher $T --epochs 3 --max-train-samples 2048 --max-eval-s
 # the students' recipe (sharp_cpu.sh S1, KD_AUG and COMMON; --epochs and the stride layout from grid.sh, as there)
 FULL=(--input-size 48 --lr 2e-3 --random-erasing 0.25 --warmup-epochs 1
       --index $IDX --batch-size 128 --weight-decay 0.05 --clip-grad 5 --threads 1 --no-progress --resume)
+read -ra EXTRA <<< "${RECIPE_TRAIN_EXTRA:-}"  # a toy-size rehearsal only, as in sharp_cpu.sh
+FULL+=("${EXTRA[@]}")
 # shellcheck source=grid.sh
 . training/recipes/grid.sh
 tb() {  # tb NAME nl-testbed-args...: run one testbed unless it already finished (nl_testbed.json)

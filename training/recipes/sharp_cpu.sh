@@ -21,6 +21,11 @@ SLOTS=${RECIPE_SLOTS:-2}
 FER2013=${FER2013_DIR:-../shared/data/fer2013}
 CKPLUS=${CKPLUS_DIR:-../shared/data/ckplus48}
 COMMON=(--index $IDX --batch-size 128 --weight-decay 0.05 --clip-grad 5 --threads 1 --no-progress --resume)
+# a rehearsal of the whole chain at toy size (e.g. RECIPE_TRAIN_EXTRA="--epochs 1 --max-steps-per-epoch 2
+# --max-eval-samples 256", in a separate checkout): appended to every teacher and student, so it overrides
+# the recipe's --epochs; never set for the runs behind the figures
+read -ra EXTRA <<< "${RECIPE_TRAIN_EXTRA:-}"
+COMMON+=("${EXTRA[@]}")
 # FER2013 recipe: flips, +-10 deg rotation, 0.9-1.1 zoom, 8% shifts, brightness/contrast (training.data.AugmentConfig),
 # random erasing 0.25, label smoothing 0.1, AdamW with a 1-epoch warm-up and cosine decay.
 AUG=(--random-erasing 0.25 --label-smoothing 0.1 --warmup-epochs 1)
